@@ -1,0 +1,1 @@
+"""CI adapters: read a CI's environment, produce engine options, render templates."""
