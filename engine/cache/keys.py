@@ -1,0 +1,168 @@
+"""Layer-cache keys: pure functions, no I/O except reading the source files of COPY/ADD.
+
+A step's key is sha256 over a canonical JSON document holding
+  - the parent key (for the first step: `base_key(base image manifest digest)`),
+  - the expanded instruction text (flags included, as the Dockerfile wrote them after expansion),
+  - for RUN: the build args and environment the command sees (sorted KEY=VALUE),
+  - for COPY/ADD: one digest over the source files after .dockerignore (`hash_sources`),
+    or, for `COPY --from=<stage>`, that stage's final key (`stage_source_digest`) so that a
+    fully cached build never needs the other stage's filesystem to compute a key.
+
+Everything a step's output depends on reaches its key either directly or through the parent
+chain (SHELL, USER, WORKDIR, ENV are earlier instructions), so a change invalidates exactly the
+steps at and after the first step that sees it. File modification times are left out on
+purpose: every CI checkout has fresh mtimes, and a key that saw them would never hit.
+
+Keys are 64 lower-case hex characters, usable directly as a registry tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from engine.errors import ContextError
+
+# Bump when the key's inputs or encoding change, so old cache entries stop matching.
+KEY_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def _digest(doc: Mapping[str, object]) -> str:
+    # Canonical JSON: unambiguous field boundaries, unlike joining strings with "-".
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def base_key(base_digest: str | None, platform: str = "") -> str:
+    """Key of the empty chain: the base image's (platform-specific) manifest digest.
+
+    `None` means `FROM scratch`. A stage built on an earlier stage passes that stage's
+    final key as `base_digest` instead of an image digest.
+    """
+    return _digest({"v": KEY_VERSION, "base": base_digest or "scratch", "platform": platform})
+
+
+def step_key(
+    parent: str,
+    instruction: str,
+    *,
+    run_env: Mapping[str, str] | None = None,
+    sources: str | None = None,
+) -> str:
+    """Key of one step.
+
+    parent: the previous step's key (or `base_key(...)`).
+    instruction: the expanded instruction text, e.g. `RUN make -j2` or
+        `COPY --chown=app:app src/ /app/src/`.
+    run_env: for RUN, the build args in scope and the ENV the command sees; `None` for every
+        other instruction (their expanded text already carries what they use).
+    sources: for COPY/ADD, `hash_sources(...)` or `stage_source_digest(...)`.
+    """
+    doc: dict[str, object] = {"v": KEY_VERSION, "parent": parent, "instruction": instruction}
+    if run_env is not None:
+        doc["env"] = sorted(f"{k}={v}" for k, v in run_env.items())
+    if sources is not None:
+        doc["sources"] = sources
+    return _digest(doc)
+
+
+def stage_source_digest(stage_key: str, source_paths: Iterable[str]) -> str:
+    """Sources digest for `COPY --from=<stage or image>`: the stage's final key (or the
+    image's manifest digest) plus the source paths as written."""
+    return _digest({"v": KEY_VERSION, "from": stage_key, "paths": list(source_paths)})
+
+
+def hash_file(path: Path, rel: str, owner: str = "") -> str:
+    """Streamed hash of one file-system entry: relative path, type and permission bits, the
+    owner the copy will give it (the --chown spec, "" when absent), content for regular
+    files, target for symlinks. Never reads a whole file into memory."""
+    h = hashlib.sha256()
+    _feed_entry(h, path, rel, owner)
+    return h.hexdigest()
+
+
+def _feed_entry(h: hashlib._Hash, path: Path, rel: str, owner: str) -> None:
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ContextError(f"cannot stat COPY source {rel}: {exc.strerror}") from None
+    mode = st.st_mode
+    header = f"{rel}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0{owner}\0"
+    h.update(header.encode("utf-8", "surrogateescape"))
+    if stat.S_ISLNK(mode):
+        h.update(os.readlink(path).encode("utf-8", "surrogateescape"))
+    elif stat.S_ISREG(mode):
+        try:
+            with open(path, "rb") as f:
+                h.update(hashlib.file_digest(f, "sha256").digest())
+        except OSError as exc:
+            raise ContextError(f"cannot read COPY source {rel}: {exc.strerror}") from None
+    h.update(b"\n")
+
+
+def hash_sources(
+    root: Path,
+    sources: Iterable[Path],
+    *,
+    owner: str = "",
+    excluded: Callable[[str], bool] | None = None,
+) -> str:
+    """One digest over the COPY/ADD sources, in the order given.
+
+    root: the context directory (paths are hashed relative to it, with "/" separators).
+    sources: the matched sources (files or directories) under root, already filtered
+        by .dockerignore at the top level; directories are walked in sorted order.
+    owner: the --chown spec as written ("" when absent); it changes the layer, so the key.
+    excluded: predicate on a root-relative path telling .dockerignore exclusions inside
+        directories; they are skipped (and, for directories, not descended into).
+    """
+    h = hashlib.sha256()
+    h.update(f"brickyard-sources-v{KEY_VERSION}\n".encode())
+    for src in sources:
+        rel = _relative(root, src)
+        _feed_entry(h, src, rel, owner)
+        if src.is_dir() and not src.is_symlink():
+            _feed_tree(h, root, src, owner, excluded)
+    return h.hexdigest()
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        raise ContextError(f"COPY source {path} is outside the build context") from None
+    return rel or "."
+
+
+def _feed_tree(
+    h: hashlib._Hash,
+    root: Path,
+    directory: Path,
+    owner: str,
+    excluded: Callable[[str], bool] | None,
+) -> None:
+    # Iterative walk: deep trees must not hit the recursion limit.
+    stack = [directory]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as exc:
+            rel = _relative(root, current)
+            raise ContextError(f"cannot list COPY source {rel}: {exc.strerror}") from None
+        subdirs: list[Path] = []
+        for entry in entries:
+            path = Path(entry.path)
+            rel = _relative(root, path)
+            if excluded is not None and excluded(rel):
+                continue
+            _feed_entry(h, path, rel, owner)
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(path)
+        # A directory's entries first, then its subdirectories depth-first in sorted order.
+        stack.extend(reversed(subdirs))

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from engine.cache.keys import (
+    base_key,
+    hash_file,
+    hash_sources,
+    stage_source_digest,
+    step_key,
+)
+from engine.errors import ContextError
+
+BASE = "sha256:" + "a" * 64
+
+
+@dataclass
+class Step:
+    text: str
+    run_env: dict[str, str] | None = None
+    copies: list[str] = field(default_factory=list)
+
+
+def chain(base: str, steps: list[Step], context: Path) -> list[str]:
+    """Keys of a step sequence, as the build orchestration computes them."""
+    keys = []
+    parent = base_key(base)
+    for s in steps:
+        sources = None
+        if s.copies:
+            sources = hash_sources(context, [context / c for c in s.copies])
+        parent = step_key(parent, s.text, run_env=s.run_env, sources=sources)
+        keys.append(parent)
+    return keys
+
+
+def changed(before: list[str], after: list[str]) -> list[int]:
+    return [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/a.py").write_text("print('a')\n")
+    (tmp_path / "src/b.py").write_text("print('b')\n")
+    (tmp_path / "app.conf").write_text("port=80\n")
+    return tmp_path
+
+
+def small_app(version: str) -> list[Step]:
+    # WORKDIR, COPY src, RUN before ARG, ARG, RUN seeing it, COPY app.conf, RUN
+    env = {"PATH": "/bin"}
+    with_arg = {**env, "VERSION": version}
+    return [
+        Step("WORKDIR /app"),
+        Step("COPY src/ /app/src/", copies=["src"]),
+        Step("RUN ls /app", run_env=env),
+        Step("ARG VERSION"),
+        Step("RUN echo build", run_env=with_arg),
+        Step("COPY app.conf /etc/app.conf", copies=["app.conf"]),
+        Step("RUN cat /etc/app.conf", run_env=with_arg),
+    ]
+
+
+def test_keys_are_stable_hex_tags(context: Path) -> None:
+    a = chain(BASE, small_app("1"), context)
+    b = chain(BASE, small_app("1"), context)
+    assert a == b
+    assert len(set(a)) == len(a)
+    assert all(len(k) == 64 and int(k, 16) >= 0 for k in a)
+
+
+def test_build_arg_change_invalidates_only_the_runs_that_see_it_and_later(context: Path) -> None:
+    before = chain(BASE, small_app("1"), context)
+    after = chain(BASE, small_app("2"), context)
+    assert changed(before, after) == [4, 5, 6]
+
+
+def test_context_file_change_invalidates_only_the_copy_using_it_and_later(context: Path) -> None:
+    before = chain(BASE, small_app("1"), context)
+    (context / "app.conf").write_text("port=8080\n")
+    after = chain(BASE, small_app("1"), context)
+    assert changed(before, after) == [5, 6]
+
+
+def test_file_in_copied_directory_change_invalidates_from_that_copy(context: Path) -> None:
+    before = chain(BASE, small_app("1"), context)
+    (context / "src/b.py").write_text("print('B')\n")
+    assert changed(before, chain(BASE, small_app("1"), context)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_unrelated_context_file_changes_nothing(context: Path) -> None:
+    before = chain(BASE, small_app("1"), context)
+    (context / "README.md").write_text("docs\n")
+    assert changed(before, chain(BASE, small_app("1"), context)) == []
+
+
+def test_base_digest_change_invalidates_every_step(context: Path) -> None:
+    before = chain(BASE, small_app("1"), context)
+    after = chain("sha256:" + "b" * 64, small_app("1"), context)
+    assert changed(before, after) == list(range(7))
+
+
+def test_mtime_does_not_change_the_key_but_mode_and_owner_do(context: Path) -> None:
+    f = context / "app.conf"
+    first = hash_sources(context, [f])
+    os.utime(f, (1, 1))
+    assert hash_sources(context, [f]) == first
+    os.chmod(f, 0o600)
+    assert hash_sources(context, [f]) != first
+    assert hash_sources(context, [f], owner="1000:1000") != hash_sources(context, [f])
+
+
+def test_symlink_target_is_hashed_not_followed(context: Path) -> None:
+    link = context / "link"
+    link.symlink_to("src/a.py")
+    first = hash_file(link, "link")
+    link.unlink()
+    link.symlink_to("src/b.py")
+    assert hash_file(link, "link") != first
+
+
+def test_new_or_removed_file_in_directory_changes_hash(context: Path) -> None:
+    first = hash_sources(context, [context / "src"])
+    (context / "src/c.py").write_text("")
+    second = hash_sources(context, [context / "src"])
+    assert second != first
+    (context / "src/c.py").unlink()
+    assert hash_sources(context, [context / "src"]) == first
+
+
+def test_dockerignored_files_do_not_change_hash(context: Path) -> None:
+    def ignored(rel: str) -> bool:
+        return rel.endswith(".pyc") or rel == "src/build"
+
+    first = hash_sources(context, [context / "src"], excluded=ignored)
+    (context / "src/a.pyc").write_bytes(b"\0" * 10)
+    (context / "src/build").mkdir()
+    (context / "src/build/out.o").write_bytes(b"x")
+    assert hash_sources(context, [context / "src"], excluded=ignored) == first
+    assert hash_sources(context, [context / "src"]) != first
+
+
+def test_renamed_file_with_same_content_changes_hash(context: Path) -> None:
+    first = hash_sources(context, [context / "src"])
+    (context / "src/a.py").rename(context / "src/z.py")
+    assert hash_sources(context, [context / "src"]) != first
+
+
+def test_large_file_is_hashed_by_content(context: Path) -> None:
+    big = context / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(5 * 1024 * 1024)
+    first = hash_file(big, "big.bin")
+    with open(big, "r+b") as f:
+        f.seek(4 * 1024 * 1024)
+        f.write(b"x")
+    assert hash_file(big, "big.bin") != first
+
+
+def test_missing_source_is_a_context_error(context: Path) -> None:
+    with pytest.raises(ContextError, match="nope"):
+        hash_sources(context, [context / "nope"])
+
+
+def test_source_outside_context_is_refused(
+    context: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = tmp_path_factory.mktemp("other") / "f"
+    other.write_text("x")
+    with pytest.raises(ContextError, match="outside the build context"):
+        hash_sources(context, [other])
+
+
+def test_run_env_only_counts_for_run_and_is_order_independent() -> None:
+    p = base_key(BASE)
+    assert step_key(p, "RUN x", run_env={"A": "1", "B": "2"}) == step_key(
+        p, "RUN x", run_env={"B": "2", "A": "1"}
+    )
+    assert step_key(p, "RUN x", run_env={}) != step_key(p, "RUN x")
+    # Field boundaries are unambiguous: text and env never blur into each other.
+    assert step_key(p, "RUN x A=1", run_env={}) != step_key(p, "RUN x", run_env={"A": "1"})
+
+
+def test_copy_from_stage_keys_follow_the_stage_key() -> None:
+    a = stage_source_digest("1" * 64, ["/out/app"])
+    assert a == stage_source_digest("1" * 64, ["/out/app"])
+    assert a != stage_source_digest("2" * 64, ["/out/app"])
+    assert a != stage_source_digest("1" * 64, ["/out/lib"])
+
+
+def test_scratch_and_platform_give_distinct_base_keys() -> None:
+    assert base_key(None) != base_key(BASE)
+    assert base_key(BASE, "linux/amd64") != base_key(BASE, "linux/arm64")
