@@ -1,0 +1,1 @@
+"""Image formats: OCI/Docker manifests, indexes, configs, layout and docker-archive outputs."""
