@@ -98,7 +98,7 @@ def expand_ports(specs: Iterable[str]) -> list[str]:
 
 
 @dataclass
-class ImageConfig:
+class StageConfig:
     """The mutable image config of one stage: the base's config plus what the stage applied.
 
     `data` is the whole config JSON object ("architecture", "os", "config", "history", ...);
@@ -113,7 +113,7 @@ class ImageConfig:
     @classmethod
     def scratch(
         cls, os_name: str = "linux", architecture: str = "amd64", variant: str = ""
-    ) -> ImageConfig:
+    ) -> StageConfig:
         data: dict[str, Any] = {
             "architecture": architecture,
             "os": os_name,
@@ -126,7 +126,7 @@ class ImageConfig:
         return cls(data)
 
     @classmethod
-    def from_base(cls, base: Mapping[str, Any]) -> ImageConfig:
+    def from_base(cls, base: Mapping[str, Any]) -> StageConfig:
         """Start a stage from a base image's config. Its ONBUILD triggers move out of the
         config into `onbuild_triggers` (the caller runs them first), as Docker does."""
         data = copy.deepcopy(dict(base))

@@ -7,7 +7,7 @@ import pytest
 from engine.build.config import (
     DEFAULT_PATH,
     EPOCH,
-    ImageConfig,
+    StageConfig,
     copy_created_by,
     expand_ports,
     format_created,
@@ -17,14 +17,14 @@ from engine.build.config import (
 from engine.errors import DockerfileError
 
 
-def base_with(**container: object) -> ImageConfig:
-    return ImageConfig.from_base(
+def base_with(**container: object) -> StageConfig:
+    return StageConfig.from_base(
         {"architecture": "amd64", "os": "linux", "config": dict(container), "history": []}
     )
 
 
 def test_scratch_has_buildkit_default_path() -> None:
-    cfg = ImageConfig.scratch()
+    cfg = StageConfig.scratch()
     assert cfg.env == [f"PATH={DEFAULT_PATH}"]
     assert cfg.shell == ["/bin/sh", "-c"]
     assert cfg.workdir == "/"
@@ -39,7 +39,7 @@ def test_env_replaces_in_place_and_appends_new_keys() -> None:
 
 
 def test_arg_only_describes_history() -> None:
-    assert ImageConfig.describe_arg([("V", "1"), ("X", None)]) == "ARG V=1 X"
+    assert StageConfig.describe_arg([("V", "1"), ("X", None)]) == "ARG V=1 X"
 
 
 def test_labels_merge_over_base_labels() -> None:
@@ -160,7 +160,7 @@ def test_onbuild_stored_and_moved_out_of_child_config() -> None:
     cfg = base_with()
     cfg.apply_onbuild("RUN echo $HOME")
     assert cfg.container["OnBuild"] == ["RUN echo $HOME"]
-    child = ImageConfig.from_base(cfg.to_json([], EPOCH))
+    child = StageConfig.from_base(cfg.to_json([], EPOCH))
     assert child.onbuild_triggers == ["RUN echo $HOME"]
     assert "OnBuild" not in child.container
 

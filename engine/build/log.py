@@ -1,0 +1,78 @@
+"""The build log in kaniko's style: `INFO[0003] Running: [/bin/sh -c make]`.
+
+Formats (`--log-format`): `color` (kaniko's default; the level name in ANSI colour), `text`
+(same line without colour), `json` (one object per line: level, msg, time). `--verbosity`
+takes logrus' level names; `--log-timestamp` prints the wall clock instead of elapsed seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import TextIO
+
+LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4, "fatal": 5}
+LEVELS["panic"] = 6
+_COLORS = {"trace": 37, "debug": 37, "info": 36, "warn": 33, "error": 31, "fatal": 31}
+_TAGS = {"trace": "TRAC", "debug": "DEBU", "info": "INFO", "warn": "WARN", "error": "ERRO"}
+
+
+class BuildLog:
+    """Writes leveled lines to `out`; `output()` passes a RUN step's own output through."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        level: str = "info",
+        fmt: str = "color",
+        timestamps: bool = False,
+    ) -> None:
+        self.out = out
+        self.threshold = LEVELS.get(level.lower(), LEVELS["info"])
+        self.fmt = fmt if fmt in ("color", "text", "json") else "color"
+        self.timestamps = timestamps
+        self.started = time.monotonic()
+
+    def enabled(self, level: str) -> bool:
+        return LEVELS[level] >= self.threshold
+
+    def log(self, level: str, msg: str) -> None:
+        if not self.enabled(level):
+            return
+        if self.fmt == "json":
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            line = json.dumps({"level": level, "msg": msg, "time": now})
+        else:
+            tag = _TAGS.get(level, level.upper()[:4])
+            if self.fmt == "color":
+                tag = f"\x1b[{_COLORS.get(level, 37)}m{tag}\x1b[0m"
+            if self.timestamps:
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            else:
+                stamp = f"{int(time.monotonic() - self.started):04d}"
+            line = f"{tag}[{stamp}] {msg}"
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def trace(self, msg: str) -> None:
+        self.log("trace", msg)
+
+    def debug(self, msg: str) -> None:
+        self.log("debug", msg)
+
+    def info(self, msg: str) -> None:
+        self.log("info", msg)
+
+    def warn(self, msg: str) -> None:
+        self.log("warn", msg)
+
+    def error(self, msg: str) -> None:
+        self.log("error", msg)
+
+    def output(self, text: str) -> None:
+        """A RUN step's output, shown as is (kaniko streams it unprefixed)."""
+        if self.threshold <= LEVELS["error"]:
+            self.out.write(text)
+            self.out.flush()
