@@ -1,0 +1,1 @@
+"""Rootfs handling: safe paths, layer extraction, the stat-index snapshotter."""
