@@ -1,7 +1,71 @@
-"""Layer cache: step keys (`keys`), the registry cache repo (`registry_cache`) and the
-`--cache-dir` base-image cache with its warmer (`warm`).
+"""Layer cache: step keys, the cache repo, and the `--cache-dir` base-image cache.
 
-See docs/cache.md for the key and the interface the build orchestration uses.
+How the build orchestration (engine/build) uses it — the contract:
+
+1. Keys (`engine.cache.keys`), for every instruction of a stage, in order:
+       parent = base_key(base_manifest_digest, str(platform))   # FROM scratch: None;
+                                                                  # FROM <stage>: its final key
+       key = step_key(parent, expanded_text,
+                      run_env=<build args in scope + ENV> if RUN else None,
+                      sources=hash_sources(context, srcs, owner=chown_spec, excluded=ignored)
+                              if COPY/ADD from the context else
+                              stage_source_digest(<stage final key or image digest>, paths)
+                              if COPY --from else None)
+       parent = key
+   Metadata instructions (ENV, WORKDIR, ...) take part in the chain; only instructions for
+   which `cache.caches(keyword)` is true are looked up and stored.
+
+2. `cache = open_step_cache(options, client, platform=...)` (None unless --cache). Then:
+       hits = cache.lookup_many([keys of cacheable steps])   # one manifest GET each, parallel
+   Keep going after a miss: a later step may still hit (keys do not depend on layers).
+
+3. A hit (`CachedLayer`) is used AS IS: append `hit.layer` (descriptor) and `hit.diff_id` to
+   the image, `hit.history` to the history, apply `hit.config_delta`. Do not re-snapshot it,
+   so its whiteouts survive. When pushing the final image, mount the blob:
+       client.push_blob(dest_repo, hit.layer, path=None, mount_from=hit.repository)
+   (for an `oci:` cache `hit.repository` is None: `cache.fetch_layer(hit, path)` first).
+   The layer media type may be converted between the OCI and Docker gzip types: same bytes.
+
+4. A FULLY CACHED BUILD MUST NOT EXTRACT A FILESYSTEM. Materialise the rootfs lazily: only
+   when a step misses, extract the base image and the layers before it (cached ones via
+   `cache.fetch_layer(hit, tmp)` then engine.fs.extract_layer), then run the step.
+
+5. After a cacheable step ran: `cache.store(key, layer_blob_or_None, history=entry,
+   config_delta=changed_config_fields, mount_from=dest_repo)` — queued, returns at once;
+   keep the blob file until `cache.close()` (which flushes) at the end of the build.
+   --no-push-cache makes store a no-op. Cache failures are warnings, never build failures.
+
+6. --cache-dir (`engine.cache.warm`): `local_base_image(cache_dir, ref_or_digest, ttl)` returns
+   a base image warmed by `brickyard warm`, or None to pull from the registry.
+
+Flags: --cache, --cache-repo (default `<first destination repository>/cache`, or
+`oci:/path`), --cache-ttl, --cache-run-layers (default true), --cache-copy-layers (default
+false), --no-push-cache, --compressed-caching (accepted; brickyard streams every layer through
+a file and never holds one in memory, so there is nothing to trade).
 """
 
 from __future__ import annotations
+
+from engine.cache.keys import base_key, hash_file, hash_sources, stage_source_digest, step_key
+from engine.cache.registry_cache import (
+    CacheBackend,
+    CachedLayer,
+    LayoutBackend,
+    StepCache,
+    cache_repo_for,
+    default_cache_repo,
+)
+
+__all__ = [
+    "CacheBackend",
+    "CachedLayer",
+    "LayoutBackend",
+    "StepCache",
+    "base_key",
+    "cache_repo_for",
+    "default_cache_repo",
+    "hash_file",
+    "hash_sources",
+    "stage_source_digest",
+    "step_key",
+]
