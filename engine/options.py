@@ -573,18 +573,25 @@ def parse_build_options(
     euid: int | None = None,
     check_implemented: bool = True,
     validate: bool = True,
+    extra: Sequence[Option] = (),
+    extra_values: dict[str, Any] | None = None,
 ) -> BuildOptions:
     """Parse executor/`brickyard build` flags plus kaniko's env vars into BuildOptions.
 
     Raises UsageError (unknown/malformed flag, invalid combination) and NotImplementedFlag.
     `check_implemented=False` and `validate=False` serve `brickyard plan`, which never pushes.
+    `extra` options (a subcommand's own flags) are parsed alongside; their values (or
+    defaults) land in `extra_values` by option name.
     """
     say: Warn = warn or log.warning
-    parsed = FlagParser(OPTIONS).parse(argv, say)
+    parsed = FlagParser((*OPTIONS, *extra)).parse(argv, say)
+    if extra_values is not None:
+        for opt in extra:
+            extra_values[opt.name] = parsed.values.pop(opt.name, opt.default)
     if parsed.positionals:
-        extra = parsed.positionals[0]
-        hint = " (booleans take --flag=false)" if extra.lower() in _GO_FALSE | _GO_TRUE else ""
-        raise UsageError(f"unexpected argument: {extra!r}{hint}")
+        word = parsed.positionals[0]
+        hint = " (booleans take --flag=false)" if word in _GO_FALSE | _GO_TRUE else ""
+        raise UsageError(f"unexpected argument: {word!r}{hint}")
     values = parsed.values
     given = list(parsed.given)
 
