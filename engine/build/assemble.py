@@ -1,0 +1,108 @@
+"""From a finished stage to an image: config blob, manifest, digest, and the files that
+name it (`--digest-file`, `--image-name-with-digest-file`, `--image-name-tag-with-digest-file`).
+
+Manifest media type follows kaniko: the base image's (OCI or Docker schema 2); FROM scratch
+gives Docker schema 2, as kaniko's empty image does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.build.config import StageConfig
+from engine.build.report import write_atomic
+from engine.image.model import (
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    Descriptor,
+    build_manifest,
+    canonical_json,
+    config_media_type_for,
+    descriptor_for,
+)
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """One layer of an image being built: its descriptor and diff_id, the local blob file
+    (None if never fetched) and the repository it came from ("host/repo", for mounts)."""
+
+    descriptor: Descriptor
+    diff_id: str
+    path: Path | None = None
+    source_repo: str | None = None  # "registry/repository" of the base image it came from
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class ImageArtifacts:
+    manifest: bytes
+    manifest_media_type: str
+    config: bytes
+    config_descriptor: Descriptor
+    layers: tuple[LayerRef, ...]
+
+    @property
+    def digest(self) -> str:
+        return descriptor_for(self.manifest, self.manifest_media_type).digest
+
+    @property
+    def manifest_descriptor(self) -> Descriptor:
+        return descriptor_for(self.manifest, self.manifest_media_type)
+
+
+def manifest_type_for_base(base_manifest_type: str | None) -> str:
+    """kaniko keeps the base's manifest flavour; scratch (None) is Docker schema 2."""
+    if base_manifest_type == OCI_MANIFEST:
+        return OCI_MANIFEST
+    return DOCKER_MANIFEST
+
+
+def assemble(
+    cfg: StageConfig,
+    layers: Sequence[LayerRef],
+    *,
+    manifest_media_type: str,
+    created: str,
+) -> ImageArtifacts:
+    config_obj = cfg.to_json([layer.diff_id for layer in layers], created)
+    config = canonical_json(config_obj)
+    config_desc = descriptor_for(config, config_media_type_for(manifest_media_type))
+    manifest = build_manifest(
+        config_desc, [layer.descriptor for layer in layers], media_type=manifest_media_type
+    )
+    return ImageArtifacts(manifest, manifest_media_type, config, config_desc, tuple(layers))
+
+
+def write_digest_files(
+    *,
+    digest: str,
+    digest_file: str,
+    name_with_digest_file: str,
+    name_tag_with_digest_file: str,
+    destinations: Sequence[tuple[str, str]],
+) -> None:
+    """`destinations` are (repository name as kaniko prints it, "name:tag") pairs.
+    Files are written whole or not at all; one line per destination, as kaniko does."""
+    if digest_file:
+        write_atomic(digest_file, digest.encode())
+    if name_with_digest_file:
+        text = "".join(f"{name}@{digest}\n" for name, _ in destinations)
+        write_atomic(name_with_digest_file, text.encode())
+    if name_tag_with_digest_file:
+        text = "".join(f"{tagged}@{digest}\n" for _, tagged in destinations)
+        write_atomic(name_tag_with_digest_file, text.encode())
+
+
+def write_blob_file(blob_dir: Path, data: bytes, media_type: str) -> tuple[Descriptor, Path]:
+    """Store a small blob (config) in the blob dir under its digest."""
+    desc = descriptor_for(data, media_type)
+    path = blob_dir / desc.digest.replace(":", "-")
+    if not path.exists():
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return desc, path
