@@ -1,0 +1,102 @@
+"""How a RUN step executes: isolation backends behind one Protocol.
+
+    iso = select_isolation(options.isolation, os.geteuid())
+    status = iso.run(argv, rootfs=rootfs, env=env, cwd=workdir, user=user,
+                     step_label="[2/5]", out=sys.stderr)
+
+`run_step` does the same and raises BuildError "step N: RUN <cmd>: exit status K".
+The snapshotter must ignore `transient_paths()` (relative to the rootfs) after a RUN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from engine.errors import BuildError, UsageError
+from engine.run.backends import ChrootIsolation, InplaceIsolation, RootlessIsolation
+from engine.run.prepare import TRANSIENT_PATHS
+from engine.run.spawn import DEFAULT_PATH, step_env
+from engine.run.user import UserIds, resolve_chown, resolve_user
+
+
+class Isolation(Protocol):
+    name: str
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        rootfs: Path,
+        env: Mapping[str, str],
+        cwd: str,
+        user: str | None,
+        step_label: str,
+        out: TextIO,
+    ) -> int: ...
+
+
+BACKENDS: dict[str, Callable[[], Isolation]] = {
+    "chroot": ChrootIsolation,
+    "rootless": RootlessIsolation,
+    "inplace": InplaceIsolation,
+}
+
+
+def select_isolation(name: str | None, euid: int, *, executor_image: bool = False) -> Isolation:
+    """--isolation NAME, or chroot as root and rootless otherwise. inplace is never a
+    default and runs only when the executor image says so (executor_image=True)."""
+    if not name:
+        return ChrootIsolation() if euid == 0 else RootlessIsolation()
+    if name not in BACKENDS:
+        raise UsageError(f"--isolation: unknown backend {name!r} (chroot, rootless, inplace)")
+    if name == "inplace":
+        return InplaceIsolation(allowed=executor_image)
+    return BACKENDS[name]()
+
+
+def transient_paths() -> tuple[str, ...]:
+    """Rootfs paths RUN provides or mounts for the step only; never snapshot them."""
+    return TRANSIENT_PATHS
+
+
+def run_step(
+    isolation: Isolation,
+    argv: list[str],
+    *,
+    step: int,
+    command: str,
+    rootfs: Path,
+    env: Mapping[str, str],
+    cwd: str,
+    user: str | None,
+    step_label: str,
+    out: TextIO,
+) -> None:
+    """Run one step; a non-zero exit or a setup failure becomes a one-line BuildError."""
+    try:
+        status = isolation.run(
+            argv, rootfs=rootfs, env=env, cwd=cwd, user=user, step_label=step_label, out=out
+        )
+    except BuildError as e:
+        raise BuildError(f"step {step}: RUN {command}: {e}") from e
+    if status != 0:
+        raise BuildError(f"step {step}: RUN {command}: exit status {status}")
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_PATH",
+    "ChrootIsolation",
+    "InplaceIsolation",
+    "Isolation",
+    "RootlessIsolation",
+    "UserIds",
+    "resolve_chown",
+    "resolve_user",
+    "run_step",
+    "select_isolation",
+    "step_env",
+    "transient_paths",
+]

@@ -1,0 +1,224 @@
+"""Child side of a RUN step: namespaces, mounts, chroot, ids, exec.
+
+Run as `python -I -S _child.py SPEC_JSON` (standard library only, no engine import) so the
+engine never forks a Python interpreter that holds threads or locks. The parent has already
+prepared the rootfs (mountpoints, resolv.conf/hosts files, /dev nodes when mounts are not
+allowed); this side only does what has to happen inside the new process.
+
+Setup failures are written to the report fd as one line and end with exit status 125,
+so the parent can tell them from the command's own exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+SETUP_FAILED = 125
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+
+
+class SetupError(Exception):
+    pass
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    def enc(s: str | None) -> bytes | None:
+        return None if s is None else os.fsencode(s)
+
+    ret = _libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data) if data else None)
+    _check(ret, f"mount {target}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def enter_user_namespace(uid: int, gid: int) -> None:
+    """Map the caller's uid/gid to 0 inside a new user namespace (single mapping)."""
+    unshare(CLONE_NEWUSER)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"0 {uid} 1\n")
+    _write("/proc/self/gid_map", f"0 {gid} 1\n")
+
+
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+}
+
+
+def mount_dev(target: str, rootless: bool) -> None:
+    """A private /dev like runc's: tmpfs with the safe host nodes bound in, never the
+    host's whole /dev (a root RUN could otherwise write to host disks)."""
+    mount("tmpfs", target, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    for name in DEV_NODES:
+        node = os.path.join(target, name)
+        open(node, "w").close()
+        try:
+            mount(f"/dev/{name}", node, None, MS_BIND)
+        except OSError:
+            os.unlink(node)  # e.g. no controlling tty on the host side
+    for name, link in DEV_LINKS.items():
+        os.symlink(link, os.path.join(target, name))
+    for name, mode in (("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)):
+        os.mkdir(os.path.join(target, name))
+        os.chmod(os.path.join(target, name), mode)
+    opts = "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless else ",gid=5")
+    with contextlib.suppress(OSError):
+        mount("devpts", os.path.join(target, "pts"), "devpts", MS_NOSUID | MS_NOEXEC, opts)
+
+
+def mount_sys(target: str) -> None:
+    try:
+        mount("sysfs", target, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        # A user namespace that does not own the network namespace cannot mount sysfs.
+        mount("/sys", target, None, MS_BIND | MS_REC)
+        with contextlib.suppress(OSError):
+            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
+def setup_mounts(spec: dict) -> None:
+    rootfs = spec["rootfs"]
+    rootless = spec["mode"] == "rootless"
+    mp = spec["mountpoints"]
+    if "proc" in mp:
+        mount("proc", os.path.join(rootfs, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if "dev" in mp:
+        mount_dev(os.path.join(rootfs, "dev"), rootless)
+    if "sys" in mp:
+        mount_sys(os.path.join(rootfs, "sys"))
+    for src, dst in spec["binds"]:
+        mount(src, dst, None, MS_BIND)
+
+
+def become_user(spec: dict) -> None:
+    uid, gid, groups = spec["uid"], spec["gid"], spec["groups"]
+    if spec["mode"] == "rootless":
+        if uid != 0 or gid != 0 or groups:
+            # A single-id mapping knows only root; other ids would be EINVAL.
+            raise SetupError(f"rootless isolation maps only uid 0; cannot switch to {uid}:{gid}")
+        return
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def exec_command(spec: dict) -> None:
+    os.chroot(spec["rootfs"])
+    os.chdir("/")
+    cwd = spec["cwd"] or "/"
+    os.makedirs(cwd, mode=0o755, exist_ok=True)
+    os.chdir(cwd)
+    become_user(spec)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    exec_in_path(spec["argv"], spec["env"])
+
+
+def exec_in_path(argv: list[str], env: dict[str, str]) -> None:
+    """execvpe without os's lazy imports (they would be looked up inside the chroot),
+    with Go's exec.LookPath messages, as Docker reports them."""
+    name = argv[0]
+    try:
+        if "/" in name:
+            os.execve(name, argv, env)
+        denied = False
+        for d in env.get("PATH", "").split(":"):
+            try:
+                os.execve(os.path.join(d or ".", name), argv, env)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except PermissionError:
+                denied = True
+        if denied:
+            raise PermissionError
+        raise FileNotFoundError
+    except FileNotFoundError:
+        where = "" if "/" in name else " in $PATH"
+        raise SetupError(f'exec: "{name}": executable file not found{where}') from None
+    except PermissionError:
+        raise SetupError(f'exec: "{name}": permission denied') from None
+    except OSError as e:
+        raise SetupError(f'exec: "{name}": {e.strerror}') from None
+
+
+def _status_of(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)
+
+
+def probe(spec: dict) -> int:
+    """Exit 0 when this process may make the namespaces and mounts a step needs."""
+    try:
+        if spec["mode"] == "rootless":
+            enter_user_namespace(spec["host_uid"], spec["host_gid"])
+        unshare(CLONE_NEWNS | CLONE_NEWPID)
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+    except OSError as e:
+        print(e.strerror, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    if spec.get("probe"):
+        return probe(spec)
+    report = spec["report_fd"]
+    os.set_inheritable(report, False)
+    try:
+        if spec["mode"] == "rootless":
+            enter_user_namespace(spec["host_uid"], spec["host_gid"])
+        if spec["use_mounts"]:
+            unshare(CLONE_NEWNS | CLONE_NEWPID)
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            pid = os.fork()  # the child is pid 1 of the step's pid namespace
+            if pid:
+                os.close(report)
+                _, status = os.waitpid(pid, 0)
+                return _status_of(status)
+            setup_mounts(spec)
+        exec_command(spec)
+    except Exception as e:  # process boundary: every setup failure goes to the parent
+        os.write(report, (str(e).replace("\n", " ") + "\n").encode())
+        return SETUP_FAILED
+    return SETUP_FAILED  # not reached: exec replaced the process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Start the child helper for one step, stream its output line by line, reap the group."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.errors import BuildError
+
+CHILD = Path(__file__).with_name("_child.py")
+SETUP_FAILED = 125
+# After the step's main process exits and its group is killed, how long a writer that
+# escaped the group (setsid) may keep the output pipe open before we stop reading.
+DRAIN_SECONDS = 2.0
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def step_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The step's environment: exactly env, plus Docker's PATH when env has none."""
+    out = dict(env)
+    out.setdefault("PATH", DEFAULT_PATH)
+    return out
+
+
+def _child_cmd(spec: Mapping[str, Any]) -> list[str]:
+    return [sys.executable, "-I", "-S", str(CHILD), json.dumps(spec)]
+
+
+def probe_child(spec: Mapping[str, Any]) -> bool:
+    """Ask a throwaway child whether it may make the namespaces and mounts a step needs."""
+    res = subprocess.run(
+        _child_cmd({**spec, "probe": True}),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    return res.returncode == 0
+
+
+class _LineWriter:
+    def __init__(self, out: TextIO, label: str) -> None:
+        self.out, self.label, self.buf = out, label, b""
+
+    def feed(self, chunk: bytes) -> None:
+        self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            self._emit(line)
+        if lines:
+            self.out.flush()
+
+    def close(self) -> None:
+        if self.buf:
+            self._emit(self.buf)
+            self.buf = b""
+        self.out.flush()
+
+    def _emit(self, line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace").rstrip("\r")
+        self.out.write(f"{self.label} {text}\n" if self.label else f"{text}\n")
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run_child(spec: Mapping[str, Any], *, step_label: str, out: TextIO) -> int:
+    """Run the helper in its own session (process group = its pid), stdin /dev/null,
+    stdout+stderr into one pipe streamed to out. Returns the command's exit status;
+    raises BuildError when the helper failed before the command started."""
+    report_r, report_w = os.pipe()
+    out_r, out_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            _child_cmd({**spec, "report_fd": report_w}),
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=out_w,
+            pass_fds=(report_w,),
+            start_new_session=True,
+        )
+    except BaseException:
+        for fd in (report_r, report_w, out_r, out_w):
+            os.close(fd)
+        raise
+    os.close(report_w)
+    os.close(out_w)
+    writer = _LineWriter(out, step_label)
+    try:
+        status = _pump(proc, out_r, writer)
+    finally:
+        _kill_group(proc.pid)
+        proc.wait()
+        writer.close()
+        os.close(out_r)
+        report = _read_all(report_r)
+        os.close(report_r)
+    if status == SETUP_FAILED and report:
+        raise BuildError(report.strip().splitlines()[-1])
+    return status
+
+
+def _pump(proc: subprocess.Popen[bytes], fd: int, writer: _LineWriter) -> int:
+    exited_at: float | None = None
+    status = 0
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            writer.feed(chunk)
+        if exited_at is None:
+            rc = proc.poll()
+            if rc is not None:
+                status = rc if rc >= 0 else 128 - rc
+                # The step is over when its main process is: background jobs die with it.
+                _kill_group(proc.pid)
+                exited_at = time.monotonic()
+        elif time.monotonic() - exited_at > DRAIN_SECONDS:
+            break
+    if exited_at is None:
+        rc = proc.wait()
+        status = rc if rc >= 0 else 128 - rc
+    return status
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def spec_for(
+    *,
+    mode: str,
+    rootfs: Path,
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str,
+    uid: int,
+    gid: int,
+    groups: tuple[int, ...],
+    use_mounts: bool,
+    mountpoints: list[str],
+    binds: list[tuple[str, str]],
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "rootfs": str(rootfs),
+        "argv": list(argv),
+        "env": step_env(env),
+        "cwd": cwd,
+        "uid": uid,
+        "gid": gid,
+        "groups": list(groups),
+        "use_mounts": use_mounts,
+        "mountpoints": mountpoints,
+        "binds": [list(b) for b in binds],
+        "host_uid": os.geteuid(),
+        "host_gid": os.getegid(),
+    }
