@@ -1,0 +1,215 @@
+"""The stat-index snapshotter.
+
+The index maps every rootfs-relative path to what one lstat tells about it:
+(st_mode incl. type, uid, gid, size, mtime_ns, ctime_ns, inode, link target). After a step a
+single os.scandir walk builds the new index; comparing the two gives the layer:
+- new or changed paths (any field differs; ctime catches content rewritten with its mtime
+  restored, and chmod/chown), plus their parent directories;
+- vanished paths become whiteouts (only the topmost vanished directory is named);
+- a directory whose inode changed (removed and made again) becomes an opaque directory:
+  one `.wh..wh..opq` marker and its whole current content, instead of per-file whiteouts.
+No file content is read. COPY/ADD, which know what they wrote, use `diff_paths`.
+
+Ignored paths (mount points such as proc, sys, dev; files provided only during RUN such as
+etc/resolv.conf and etc/hosts) are skipped with everything below them, in both indexes.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from engine.fs.safe import clean_relative, resolve_in_root
+
+
+class StatEntry(NamedTuple):
+    mode: int  # st_mode, file type included
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    link: str | None  # symlink target
+
+
+StatIndex = dict[str, StatEntry]
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What changed in a rootfs: paths are rootfs-relative without a leading '/'."""
+
+    changed: list[str] = field(default_factory=list)  # sorted, parents included
+    deleted: list[str] = field(default_factory=list)  # sorted, become `.wh.<name>`
+    opaque_dirs: list[str] = field(default_factory=list)  # sorted, get `.wh..wh..opq`
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changed or self.deleted or self.opaque_dirs)
+
+
+def normalize_ignore(paths: Iterable[str]) -> frozenset[str]:
+    """Container paths ("/proc", "etc/hosts") -> rootfs-relative ignore set."""
+    return frozenset(p for p in (clean_relative(x) for x in paths) if p)
+
+
+def scan(root: str, ignore: frozenset[str] = frozenset(), start: str = "") -> StatIndex:
+    """Index everything below root/start (start itself excluded) with one scandir walk."""
+    index: StatIndex = {}
+    lstat_entry = _entry
+    stack = [start]
+    while stack:
+        rel = stack.pop()
+        host = f"{root}/{rel}" if rel else (root or "/")
+        prefix = f"{rel}/" if rel else ""
+        try:
+            it = os.scandir(host)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for de in it:
+                r = prefix + de.name
+                if r in ignore:
+                    continue
+                try:
+                    st = de.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                entry = lstat_entry(st, de.path)
+                index[r] = entry
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(r)
+    return index
+
+
+def _entry(st: os.stat_result, host: str) -> StatEntry:
+    link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else None
+    return StatEntry(
+        st.st_mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        st.st_ino,
+        link,
+    )
+
+
+def _parents_into(paths: Iterable[str], out: set[str]) -> None:
+    for p in paths:
+        parent = p.rpartition("/")[0]
+        while parent and parent not in out:
+            out.add(parent)
+            parent = parent.rpartition("/")[0]
+
+
+class Snapshotter:
+    """Tracks a rootfs between steps. `reset()` indexes the current state; `diff()` returns
+    what changed since and (by default) makes the current state the new baseline."""
+
+    def __init__(self, rootfs: Path | str, ignore: Iterable[str] = ()) -> None:
+        self.rootfs = Path(os.path.realpath(os.fspath(rootfs)))
+        self._root = str(self.rootfs).rstrip("/")  # "" when the rootfs is "/" (inplace)
+        self.ignore = normalize_ignore(ignore)
+        self.index: StatIndex = {}
+
+    def reset(self) -> int:
+        """Index the rootfs as it is now; returns the number of paths indexed."""
+        self.index = scan(self._root, self.ignore)
+        return len(self.index)
+
+    def diff(self, *, commit: bool = True) -> Diff:
+        """Compare the rootfs with the index: one walk, one lstat per path."""
+        new = scan(self._root, self.ignore)
+        old = self.index
+        changed: set[str] = set()
+        opaque: list[str] = []
+        dirs_gone: set[str] = set()  # directories now something else
+        for path, entry in new.items():
+            before = old.get(path)
+            if before == entry:
+                continue
+            changed.add(path)
+            if before is None or not stat.S_ISDIR(before.mode):
+                continue
+            if not stat.S_ISDIR(entry.mode):
+                dirs_gone.add(path)
+            elif before.inode != entry.inode:
+                opaque.append(path)
+        deleted = [p for p in old if p not in new]
+        if dirs_gone:
+            # the new entry replaces the whole directory on extraction
+            deleted = [p for p in deleted if not _under_any(p, dirs_gone)]
+        if opaque:
+            # The marker hides all lower content: keep everything now below those
+            # directories, drop the whiteouts it makes redundant.
+            opaque = _topmost(opaque)
+            for d in opaque:
+                prefix = d + "/"
+                changed.update(p for p in new if p.startswith(prefix))
+            opaque_set = set(opaque)
+            deleted = [p for p in deleted if not _under_any(p, opaque_set)]
+        deleted = _topmost(deleted)
+        _parents_into(list(changed), changed)
+        _parents_into(deleted, changed)
+        if commit:
+            self.index = new
+        return Diff(sorted(changed), deleted, opaque)
+
+    def diff_paths(self, paths: Iterable[str], *, commit: bool = True) -> Diff:
+        """Snapshot only `paths` (rootfs-relative or container-absolute), e.g. what a COPY
+        wrote: each path, everything below it when it is a directory, and its parents.
+        Paths that do not exist are left out; nothing becomes a whiteout."""
+        changed: set[str] = set()
+        updates: StatIndex = {}
+        for raw in paths:
+            # resolve symlinked parents inside the rootfs, so the index keys real paths
+            host = str(resolve_in_root(self._root, raw, follow_last=False))
+            rel = host[len(self._root) + 1 :]
+            if not rel or rel in self.ignore or _under_any(rel, self.ignore):
+                continue
+            try:
+                st = os.lstat(host)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            updates[rel] = _entry(st, host)
+            changed.add(rel)
+            if stat.S_ISDIR(st.st_mode):
+                below = scan(self._root, self.ignore, rel)
+                updates.update(below)
+                changed.update(below)
+        _parents_into(list(changed), changed)
+        if commit:
+            for parent in changed.difference(updates):
+                host = f"{self._root}/{parent}"
+                try:
+                    updates[parent] = _entry(os.lstat(host), host)
+                except FileNotFoundError:
+                    continue
+            self.index.update(updates)
+        return Diff(sorted(changed), [], [])
+
+
+def _topmost(paths: Iterable[str]) -> list[str]:
+    """Sorted paths with those below another listed path removed."""
+    out: list[str] = []
+    for p in sorted(paths, key=lambda x: x.split("/")):
+        if out and (p + "/").startswith(out[-1] + "/"):
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+def _under_any(path: str, dirs: set[str] | frozenset[str]) -> bool:
+    parent = path.rpartition("/")[0]
+    while parent:
+        if parent in dirs:
+            return True
+        parent = parent.rpartition("/")[0]
+    return False

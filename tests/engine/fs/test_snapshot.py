@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.fs.snapshot import Snapshotter
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "rootfs"
+    for d in ("etc/sub", "usr/bin", "var/lib", "proc", "tmp"):
+        (r / d).mkdir(parents=True)
+    (r / "etc/passwd").write_text("root:x:0:0\n")
+    (r / "etc/sub/conf").write_text("c")
+    (r / "usr/bin/tool").write_text("t")
+    (r / "usr/bin/link").symlink_to("tool")
+    (r / "var/lib/data").write_text("d")
+    (r / "proc/cpuinfo").write_text("ignored")
+    return r
+
+
+@pytest.fixture
+def snap(root: Path) -> Snapshotter:
+    s = Snapshotter(root, ignore=["/proc", "/etc/resolv.conf"])
+    s.reset()
+    return s
+
+
+def tick() -> None:
+    time.sleep(0.01)  # ctime granularity is ns on ext4/tmpfs, but be safe on coarse clocks
+
+
+def test_no_change_gives_empty_diff(snap: Snapshotter) -> None:
+    assert snap.diff().empty
+
+
+def test_new_file_with_parents(snap: Snapshotter, root: Path) -> None:
+    (root / "opt/app").mkdir(parents=True)
+    (root / "opt/app/main").write_text("m")
+    d = snap.diff()
+    assert d.changed == ["opt", "opt/app", "opt/app/main"]
+    assert d.deleted == [] and d.opaque_dirs == []
+    assert snap.diff().empty  # committed
+
+
+def test_content_change_with_restored_mtime_caught_by_ctime(snap: Snapshotter, root: Path) -> None:
+    f = root / "etc/passwd"
+    st = f.stat()
+    tick()
+    f.write_text("root:x:0:1\n")  # same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_mtime_ns == st.st_mtime_ns
+    assert snap.diff().changed == ["etc", "etc/passwd"]
+
+
+def test_chmod_and_chown(snap: Snapshotter, root: Path) -> None:
+    tick()
+    os.chmod(root / "usr/bin/tool", 0o4755)
+    os.chown(root / "var/lib/data", 1000, 1000)
+    assert snap.diff().changed == [
+        "usr",
+        "usr/bin",
+        "usr/bin/tool",
+        "var",
+        "var/lib",
+        "var/lib/data",
+    ]
+
+
+def test_deleted_file_and_dir_become_topmost_whiteouts(snap: Snapshotter, root: Path) -> None:
+    (root / "var/lib/data").unlink()
+    (root / "etc/sub/conf").unlink()
+    (root / "etc/sub").rmdir()
+    d = snap.diff()
+    assert d.deleted == ["etc/sub", "var/lib/data"]
+    assert d.changed == ["etc", "var", "var/lib"]
+
+
+def test_dir_replaced_by_file(snap: Snapshotter, root: Path) -> None:
+    (root / "etc/sub/conf").unlink()
+    (root / "etc/sub").rmdir()
+    (root / "etc/sub").write_text("file now")
+    d = snap.diff()
+    assert d.changed == ["etc", "etc/sub"]
+    assert d.deleted == []  # the file entry replaces the directory on extraction
+
+
+def test_dir_removed_and_recreated_is_opaque(snap: Snapshotter, root: Path) -> None:
+    import shutil
+
+    shutil.rmtree(root / "etc/sub")
+    (root / "keep-inode-busy").write_text("x")  # avoid immediate inode reuse
+    (root / "etc/sub").mkdir()
+    (root / "etc/sub/fresh").write_text("f")
+    d = snap.diff()
+    if d.opaque_dirs:  # inode changed (the usual case)
+        assert d.opaque_dirs == ["etc/sub"]
+        assert d.deleted == []
+    else:  # the filesystem reused the inode: per-file whiteouts are just as correct
+        assert d.deleted == ["etc/sub/conf"]
+    assert "etc/sub/fresh" in d.changed and "etc/sub" in d.changed
+
+
+def test_symlink_retarget(snap: Snapshotter, root: Path) -> None:
+    (root / "usr/bin/link").unlink()
+    (root / "usr/bin/link").symlink_to("other")
+    assert "usr/bin/link" in snap.diff().changed
+
+
+def test_hardlink_change_reports_every_name(snap: Snapshotter, root: Path) -> None:
+    os.link(root / "usr/bin/tool", root / "usr/bin/tool2")
+    assert "usr/bin/tool2" in snap.diff().changed
+    tick()
+    with open(root / "usr/bin/tool2", "a") as fh:
+        fh.write("more")
+    d = snap.diff()
+    assert {"usr/bin/tool", "usr/bin/tool2"} <= set(d.changed)
+
+
+def test_ignored_paths_never_appear(snap: Snapshotter, root: Path) -> None:
+    (root / "proc/cpuinfo").unlink()
+    (root / "proc/new").write_text("x")
+    (root / "etc/resolv.conf").write_text("nameserver 1.1.1.1\n")
+    d = snap.diff()
+    # etc's own mtime moved (an entry was added to it), so only the directory is listed
+    assert d.changed == ["etc"] and d.deleted == [], d
+
+
+def test_diff_paths_snapshots_only_given_paths(snap: Snapshotter, root: Path) -> None:
+    (root / "app/src").mkdir(parents=True)
+    (root / "app/src/a.py").write_text("a")
+    (root / "unrelated").write_text("u")
+    (root / "bin").symlink_to("/usr/bin")
+    (root / "usr/bin/copied").write_text("c")
+    d = snap.diff_paths(["/app", "/bin/copied"])
+    assert d.changed == ["app", "app/src", "app/src/a.py", "usr", "usr/bin", "usr/bin/copied"]
+    assert d.deleted == []
+    rest = snap.diff()
+    assert "unrelated" in rest.changed and "app/src/a.py" not in rest.changed

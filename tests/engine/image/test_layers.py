@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.fs.extract import extract_layer
+from engine.fs.snapshot import Snapshotter
+from engine.image.layers import (
+    DOCKER_LAYER_GZIP,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    iterate_layer,
+    write_layer,
+)
+
+IS_ROOT = os.geteuid() == 0
+
+
+def make_tree(root: Path, *, mtime: int = 1_700_000_000) -> list[str]:
+    """A rootfs with every kind of entry; returns all its relative paths."""
+    (root / "bin").mkdir(parents=True)
+    (root / "etc/empty").mkdir(parents=True)
+    (root / "bin/tool").write_bytes(b"\x7fELF" + bytes(range(256)) * 40)
+    os.chmod(root / "bin/tool", 0o4755)
+    os.setxattr(root / "bin/tool", "user.origin", b"brickyard")
+    os.link(root / "bin/tool", root / "bin/tool-hl")
+    (root / "bin/sh").symlink_to("/bin/tool")
+    (root / ("etc/naïve name with a long path component " + "x" * 90)).write_text("pax")
+    (root / "etc/conf").write_text("conf\n")
+    os.chmod(root / "etc", 0o1755)
+    os.mkfifo(root / "etc/fifo")
+    if IS_ROOT:
+        os.chown(root / "etc/conf", 1000, 50)
+        os.mknod(root / "etc/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "etc/sock"))
+    sock.close()
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath, n)
+            paths.append(str(p.relative_to(root)))
+            os.utime(p, (mtime, mtime), follow_symlinks=False)
+    return paths
+
+
+def describe(root: Path) -> dict[str, tuple]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath, n)
+            st = p.lstat()
+            data: object = None
+            if stat.S_ISREG(st.st_mode):
+                data = hashlib.sha256(p.read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                data = os.readlink(p)
+            elif stat.S_ISCHR(st.st_mode):
+                data = st.st_rdev
+            xattrs = (
+                {}
+                if p.is_symlink()
+                else {k: os.getxattr(p, k) for k in os.listxattr(p) if k.startswith("user.")}
+            )
+            mtime = st.st_mtime_ns if not stat.S_ISLNK(st.st_mode) else None
+            out[str(p.relative_to(root))] = (
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                data,
+                xattrs,
+                mtime,
+                st.st_nlink,
+            )
+    return out
+
+
+def test_round_trip_every_entry_type(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    paths = make_tree(src)
+    layer = write_layer(src, paths, [], tmp_path / "layer.tgz")
+    assert layer.media_type == OCI_LAYER_GZIP and layer.size == layer.path.stat().st_size
+    assert layer.digest == "sha256:" + hashlib.sha256(layer.path.read_bytes()).hexdigest()
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    extract_layer(layer.path, layer.media_type, dst)
+    want = describe(src)
+    del want["etc/sock"]  # sockets are skipped
+    assert describe(dst) == want
+
+
+def test_entries_sorted_pax_numeric_owner_hardlink_and_diff_id(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    paths = make_tree(src)
+    layer = write_layer(
+        src, paths, ["gone/file"], tmp_path / "l.tar", compression="none", opaque=["etc"]
+    )
+    assert layer.digest == layer.diff_id
+    with tarfile.open(layer.path) as tf:  # Python's own reader accepts it
+        members = tf.getmembers()
+    names = [m.name for m in members]
+    assert names[:3] == ["bin", "bin/sh", "bin/tool"]
+    assert "etc/.wh..wh..opq" in names and "gone/.wh.file" in names
+    assert names.index("etc/.wh..wh..opq") == names.index("etc") + 1
+    assert "etc/sock" not in names
+    assert all(not n.startswith("/") for n in names)
+    assert all(m.uname == "" and m.gname == "" for m in members)
+    hl = next(m for m in members if m.name == "bin/tool-hl")
+    assert hl.islnk() and hl.linkname == "bin/tool"
+    raw = layer.path.read_bytes()
+    assert b"bin/\x00" in raw  # directories carry a trailing slash
+    assert b"SCHILY.xattr.user.origin=brickyard" in raw
+    entries = {e.name: e for e in iterate_layer(layer.path)}
+    assert entries["bin/tool"].xattrs() == {"user.origin": b"brickyard"}
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_reproducible_digest_same_across_dirs_and_times(tmp_path: Path, compression: str) -> None:
+    digests = set()
+    for i, when in enumerate((1_600_000_000, 1_700_000_000)):
+        root = tmp_path / f"build{i}" / ("deeper" if i else "") / "rootfs"
+        paths = make_tree(root, mtime=when)
+        if i:
+            time.sleep(0.01)
+        blob = write_layer(
+            root, paths, ["x/y"], tmp_path / f"l{i}", compression=compression, reproducible=True
+        )
+        digests.add((blob.diff_id, blob.digest))
+        with tarfile.open(blob.path) if compression != "zstd" else _zstd_tar(blob.path) as tf:
+            assert {m.mtime for m in tf.getmembers()} == {0}
+    assert len(digests) == 1
+
+
+def _zstd_tar(path: Path) -> tarfile.TarFile:
+    import io
+
+    import zstandard
+
+    data = zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read()
+    return tarfile.open(fileobj=io.BytesIO(data))
+
+
+def test_times_kept_without_reproducible(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    paths = make_tree(root, mtime=1_650_000_000)
+    blob = write_layer(root, paths, [], tmp_path / "l.tgz")
+    assert {e.info.mtime for e in iterate_layer(blob.path, blob.media_type)} == {1_650_000_000}
+
+
+def test_compression_choices_and_docker_media_type(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "big").write_bytes(b"abc" * 1_000_000)
+    z = write_layer(root, ["big"], [], tmp_path / "z", compression="zstd", level=5)
+    g = write_layer(root, ["big"], [], tmp_path / "g", media_type=DOCKER_LAYER_GZIP, level=9)
+    assert z.media_type == OCI_LAYER_ZSTD and z.path.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    assert g.media_type == DOCKER_LAYER_GZIP and g.path.read_bytes()[:2] == b"\x1f\x8b"
+    assert z.diff_id == g.diff_id and z.size < 100_000 and g.size < 100_000
+    assert z.uncompressed_size == 512 + 3_000_320 + 1024  # header, padded data, end blocks
+
+
+def test_snapshot_diff_layer_applies_changes_onto_base(tmp_path: Path) -> None:
+    base = tmp_path / "work"
+    make_tree(base)
+    (base / "etc/dir/sub").mkdir(parents=True)
+    (base / "etc/dir/sub/f").write_text("lower")
+    (base / "etc/old").write_text("old")
+    snap = Snapshotter(base)
+    snap.reset()
+    lower = tmp_path / "lower"  # the base as a first layer, applied to an empty rootfs
+    lower.mkdir()
+    first = write_layer(base, sorted(snap.index), [], tmp_path / "base.tgz")
+    extract_layer(first.path, first.media_type, lower)
+    (base / "etc/old").unlink()
+    shutil.rmtree(base / "etc/dir")
+    (base / "placeholder").write_text("p")
+    (base / "etc/dir").mkdir()
+    (base / "etc/dir/new").write_text("upper")
+    with open(base / "bin/tool", "ab") as fh:
+        fh.write(b"patched")
+    (base / "bin/sh").unlink()
+    (base / "bin/sh").symlink_to("tool")
+    d = snap.diff()
+    blob = write_layer(base, d.changed, d.deleted, tmp_path / "l", opaque=d.opaque_dirs)
+    extract_layer(blob.path, blob.media_type, lower)
+    got, want = describe(lower), describe(base)
+    want.pop("etc/sock")
+    for k in list(got):  # directory mtimes move when the extractor creates entries
+        got[k] = got[k][:5] + got[k][6:]
+    for k in list(want):
+        want[k] = want[k][:5] + want[k][6:]
+    assert got == want
+
+
+@pytest.mark.integration
+def test_umoci_unpacks_our_layer(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    paths = make_tree(root)
+    layout = tmp_path / "layout"
+    blobs = layout / "blobs/sha256"
+    blobs.mkdir(parents=True)
+    layer = write_layer(root, paths, [], tmp_path / "layer", reproducible=True)
+    shutil.move(layer.path, blobs / layer.digest.split(":")[1])
+
+    def put(obj: dict) -> dict:
+        data = json.dumps(obj).encode()
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    config = put(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        }
+    )
+    manifest = put(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+            "layers": [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}],
+        }
+    )
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        **manifest,
+                        "annotations": {"org.opencontainers.image.ref.name": "t"},
+                    }
+                ],
+            }
+        )
+    )
+    bundle = tmp_path / "bundle"
+    cmd = ["umoci", "unpack", "--image", f"{layout}:t", str(bundle)]
+    if not IS_ROOT:
+        cmd.insert(2, "--rootless")
+    subprocess.run(cmd, check=True, capture_output=True)
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "bin/tool").read_bytes() == (root / "bin/tool").read_bytes()
+    assert os.readlink(rootfs / "bin/sh") == "/bin/tool"
+    assert (rootfs / "bin/tool-hl").stat().st_ino == (rootfs / "bin/tool").stat().st_ino
+    assert stat.S_IMODE((rootfs / "bin/tool").stat().st_mode) == 0o4755
