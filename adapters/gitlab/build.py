@@ -1,0 +1,83 @@
+"""`brickyard gitlab build`: the job script. CI_* and BRICKYARD_* job variables -> executor.
+
+After a push it writes a dotenv report (artifacts:reports:dotenv) so later jobs get
+BRICKYARD_IMAGE, BRICKYARD_IMAGE_DIGEST, BRICKYARD_IMAGE_TAGS and BRICKYARD_IMAGE_REF.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from adapters.ci import CI, ref_context
+from adapters.executor import BuildOutcome, Runner, execute, plan_build, run_executor
+from adapters.inputs import read_inputs
+from adapters.logsections import GitLabSections, section
+from adapters.report import render_markdown
+
+
+def _in_project(path: str, env: Mapping[str, str]) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else Path(env.get("CI_PROJECT_DIR") or ".") / p
+
+
+def dotenv_lines(outcome: BuildOutcome) -> list[str]:
+    dests = outcome.plan.destinations
+    first = dests[0] if dests else ""
+    name = (
+        first.rsplit(":", 1)[0]
+        if first.count(":") > first.count("/") * 0 and ":" in first.split("/")[-1]
+        else first
+    )
+    lines = [
+        f"BRICKYARD_IMAGE={first}",
+        f"BRICKYARD_IMAGE_DIGEST={outcome.digest}",
+        f"BRICKYARD_IMAGE_TAGS={','.join(dests)}",
+    ]
+    if outcome.digest and name:
+        lines.append(f"BRICKYARD_IMAGE_REF={name}@{outcome.digest}")
+    return lines
+
+
+def write_dotenv(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)
+
+
+def gitlab_build(
+    argv: list[str],
+    env: Mapping[str, str],
+    *,
+    out: TextIO | None = None,
+    runner: Runner = run_executor,
+) -> int:
+    out = out or sys.stdout
+    inputs, extra = read_inputs(argv, env, prog="brickyard gitlab build")
+    if not inputs.text("report-file"):
+        # Kept in the project dir so `brickyard gitlab report` (after_script) can read it.
+        values = dict(inputs.values)
+        values["report-file"] = str(_in_project("brickyard-report.json", env))
+        inputs = type(inputs)(values)
+    log = GitLabSections(out)
+    workdir = Path(tempfile.mkdtemp(prefix="brickyard-"))
+    plan = plan_build(
+        ref_context(env, CI.GITLAB), inputs, env, workdir=workdir, executor_args=extra
+    )
+    outcome = execute(plan, log, out, runner=runner)
+    if outcome.exit_code == 0:
+        dotenv = _in_project(inputs.text("dotenv"), env)
+        write_dotenv(dotenv, dotenv_lines(outcome))
+        with section(log, "brickyard_report", "Build report"):
+            out.write(render_markdown(outcome.report))
+            out.write(f"dotenv report: {dotenv}\n")
+    else:
+        out.write(f"error: build failed: {outcome.error}\n")
+        for problem in plan.auth.problems:
+            out.write(f"hint: {problem}\n")
+    out.flush()
+    return outcome.exit_code

@@ -1,0 +1,7 @@
+"""Kubernetes adapter (placeholder until the manifests land)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+SUBCOMMANDS: dict[str, Callable[[list[str], Mapping[str, str]], int]] = {}
