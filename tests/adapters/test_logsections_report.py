@@ -20,14 +20,14 @@ REPORT = {
             "duration_s": 1.5,
             "cache_hit": True,
             "layer_size": 2048,
-        },  # fmt: skip
+        },
         {
             "stage": "0",
             "instruction": "COPY . /app",
             "duration_s": 1.0,
             "cache_hit": False,
             "layer_size": 3 * 1024 * 1024,
-        },  # fmt: skip
+        },
     ],
 }
 
