@@ -32,9 +32,8 @@ def _mounts_allowed(mode: str) -> bool:
 
 
 def _check_rootfs(rootfs: Path) -> Path:
-    rootfs = Path(rootfs)
-    if not rootfs.is_absolute():
-        rootfs = rootfs.absolute()
+    # The real path: the child chroots there and stray processes are found by it.
+    rootfs = Path(os.path.realpath(rootfs))
     if not rootfs.is_dir():
         raise BuildError(f"RUN: rootfs is not a directory: {rootfs}")
     if os.path.realpath(rootfs) == "/":

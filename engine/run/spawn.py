@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -74,6 +74,21 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def kill_rooted_at(rootfs: str) -> None:
+    """Kill processes whose root directory is rootfs: without a pid namespace this is how
+    a step's daemons that left its process group (setsid) are found. Best effort: with
+    no CAP_SYS_PTRACE, other users' /proc/PID/root cannot be read."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/root") == rootfs:
+                os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            continue
+
+
 def run_child(spec: Mapping[str, Any], *, step_label: str, out: TextIO) -> int:
     """Run the helper in its own session (process group = its pid), stdin /dev/null,
     stdout+stderr into one pipe streamed to out. Returns the command's exit status;
@@ -96,10 +111,17 @@ def run_child(spec: Mapping[str, Any], *, step_label: str, out: TextIO) -> int:
     os.close(report_w)
     os.close(out_w)
     writer = _LineWriter(out, step_label)
-    try:
-        status = _pump(proc, out_r, writer)
-    finally:
+
+    def reap() -> None:
+        # The step is over when its main process is: background jobs die with it.
         _kill_group(proc.pid)
+        if not spec["use_mounts"] and spec["rootfs"] != "/":
+            kill_rooted_at(spec["rootfs"])
+
+    try:
+        status = _pump(proc, out_r, writer, reap)
+    finally:
+        reap()
         proc.wait()
         writer.close()
         os.close(out_r)
@@ -110,7 +132,9 @@ def run_child(spec: Mapping[str, Any], *, step_label: str, out: TextIO) -> int:
     return status
 
 
-def _pump(proc: subprocess.Popen[bytes], fd: int, writer: _LineWriter) -> int:
+def _pump(
+    proc: subprocess.Popen[bytes], fd: int, writer: _LineWriter, reap: Callable[[], None]
+) -> int:
     exited_at: float | None = None
     status = 0
     while True:
@@ -124,8 +148,7 @@ def _pump(proc: subprocess.Popen[bytes], fd: int, writer: _LineWriter) -> int:
             rc = proc.poll()
             if rc is not None:
                 status = rc if rc >= 0 else 128 - rc
-                # The step is over when its main process is: background jobs die with it.
-                _kill_group(proc.pid)
+                reap()
                 exited_at = time.monotonic()
         elif time.monotonic() - exited_at > DRAIN_SECONDS:
             break

@@ -1,0 +1,164 @@
+"""RUN where a default Kubernetes pod runs it (Docker's default capabilities, no_new_privs,
+so no mounts) and as an unprivileged user (rootless, user namespaces)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.busybox import make_busybox_rootfs
+
+REPO = Path(__file__).resolve().parents[3]
+DOCKER_DEFAULT_CAPS = (
+    "chown",
+    "dac_override",
+    "fsetid",
+    "fowner",
+    "mknod",
+    "net_raw",
+    "setgid",
+    "setuid",
+    "setfcap",
+    "setpcap",
+    "net_bind_service",
+    "sys_chroot",
+    "kill",
+    "audit_write",
+)
+
+# Runs RUN steps in a fresh interpreter and prints one JSON line per step, so the
+# restrictions apply to the whole engine side, not only to the step's process.
+SCRIPT = """
+import io, json, os, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from engine.run import select_isolation
+rootfs = Path(sys.argv[2])
+iso = select_isolation(None, os.geteuid())
+for step in json.loads(sys.argv[3]):
+    out = io.StringIO()
+    try:
+        status = iso.run(["/bin/sh", "-c", step["sh"]], rootfs=rootfs, env={}, cwd="/",
+                         user=step.get("user"), step_label="s", out=out)
+        print(json.dumps({"backend": iso.name, "status": status, "out": out.getvalue()}))
+    except Exception as e:
+        print(json.dumps({"backend": iso.name, "error": str(e), "out": out.getvalue()}))
+"""
+
+
+def run_steps(prefix: list[str], python: str, rootfs: Path, steps: list[dict]) -> list[dict]:
+    res = subprocess.run(
+        [*prefix, python, "-c", SCRIPT, str(REPO), str(rootfs), json.dumps(steps)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/",
+    )
+    assert res.returncode == 0, res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def step_lines(result: dict) -> list[str]:
+    return [ln for ln in result["out"].splitlines() if not ln.startswith("note:")]
+
+
+def test_chroot_with_docker_default_capabilities_uses_mknod_fallback(tmp_path: Path) -> None:
+    rootfs = make_busybox_rootfs(tmp_path / "rootfs")
+    setpriv = [
+        "setpriv",
+        "--no-new-privs",
+        "--inh-caps=-all",
+        "--bounding-set=-all," + ",".join(f"+{c}" for c in DOCKER_DEFAULT_CAPS),
+    ]
+    steps = [
+        {"sh": "echo data > /dev/null && head -c 7 /dev/urandom | wc -c && ls /dev/zero"},
+        {"sh": "id -u; id -G; touch /tmp/by-app", "user": "app"},
+        {"sh": "grep -c nameserver /etc/resolv.conf >/dev/null && echo dns"},
+        {"sh": "sleep 300 & setsid sleep 301 & echo bg"},
+        {"sh": "exit 4"},
+    ]
+    results = run_steps(setpriv, sys.executable, rootfs, steps)
+    assert [r["backend"] for r in results] == ["chroot"] * 5
+    assert "note: mounts are not permitted here" in results[0]["out"]
+    assert all("note:" not in r["out"] for r in results[1:])  # said once
+    assert step_lines(results[0]) == ["s 7", "s /dev/zero"]
+    assert step_lines(results[1]) == ["s 1000", "s 1000 50"]
+    assert step_lines(results[2]) == ["s dns"]
+    assert step_lines(results[3]) == ["s bg"]
+    assert results[4]["status"] == 4
+    # Nothing made for the steps is left behind, and no step process survived.
+    assert os.listdir(rootfs / "dev") == []
+    assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
+    assert (rootfs / "tmp/by-app").stat().st_uid == 1000
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            assert os.readlink(f"/proc/{pid}/root") != str(rootfs)
+        except OSError:
+            continue
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def nobody_rootfs() -> Iterator[Path]:
+    # pytest's tmp_path is private to root; the unprivileged user needs its own tree.
+    top = Path(tempfile.mkdtemp(prefix="brickyard-rootless-"))
+    os.chmod(top, 0o755)
+    rootfs = make_busybox_rootfs(top / "rootfs")
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(rootfs)], check=True)
+    yield rootfs
+    subprocess.run(["rm", "-rf", str(top)], check=True)
+
+
+SPAWNS_ITSELF = "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"
+
+
+def python_for_nobody() -> str:
+    """An interpreter the unprivileged user may execute (pyenv under /root is private)."""
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        ok = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                candidate,
+                "-c",
+                SPAWNS_ITSELF,
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if ok.returncode == 0:
+            return candidate
+    raise AssertionError("no Python interpreter is executable by uid 65534")
+
+
+def test_rootless_as_unprivileged_user_maps_caller_to_root(nobody_rootfs: Path) -> None:
+    assert int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    steps = [
+        {"sh": "id -u; touch /root-made; ls /proc/1/ >/dev/null && echo proc; ls /dev/null"},
+        {"sh": "grep -q nameserver /etc/resolv.conf && echo dns; exit 3"},
+        {"sh": "true", "user": "app"},
+    ]
+    results = run_steps(nobody, python_for_nobody(), nobody_rootfs, steps)
+    assert [r["backend"] for r in results] == ["rootless"] * 3
+    assert step_lines(results[0]) == ["s 0", "s proc", "s /dev/null"], results
+    assert results[0]["status"] == 0
+    # uid 0 inside is the caller outside: the file belongs to the unprivileged user.
+    assert (nobody_rootfs / "root-made").stat().st_uid == NOBODY
+    assert step_lines(results[1]) == ["s dns"]
+    assert results[1]["status"] == 3
+    assert "maps only uid 0" in results[2]["error"]
+    assert not os.path.lexists(nobody_rootfs / "etc/resolv.conf")
+    assert os.listdir(nobody_rootfs / "dev") == []
