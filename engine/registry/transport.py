@@ -1,0 +1,404 @@
+"""The one HTTP boundary of the registry client.
+
+Everything that touches `requests` is here: scheme choice per host (HTTPS, then plain HTTP
+for insecure or local hosts, as go-containerregistry does), TLS settings per request
+(`verify=` is always passed because REQUESTS_CA_BUNDLE would otherwise win), client
+certificates, proxies from the given env, the auth flow, retries with bounded exponential
+backoff and jitter honouring Retry-After, and the mapping of HTTP failures to
+RegistryError / AuthError / ManifestUnknown with messages naming registry, repository and
+status, never a credential.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import ipaddress
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from engine.errors import AuthError, ManifestUnknown, RegistryError
+from engine.registry.auth import (
+    AuthContext,
+    AuthState,
+    HttpRequest,
+    TokenCache,
+    auth_flow,
+    pick_challenge,
+)
+from engine.registry.config import Purpose, RegistryConfig, is_local_host
+from engine.registry.credentials import Credential, Keychain
+
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+TIMEOUT = (30.0, 300.0)  # connect, read
+
+
+def _short_tls_reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"):
+        if marker in text:
+            detail = text.split("certificate verify failed", 1)[-1].split(")", 1)[0]
+            return "TLS certificate verify failed" + (
+                detail.strip(": ") and f" ({detail.strip(': ')})"
+            )
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "TLS handshake failed (server speaks plain HTTP?)"
+    return "TLS error"
+
+
+def _conn_reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return type(exc).__name__
+
+
+def no_proxy_matches(host: str, no_proxy: str) -> bool:
+    hostname = urlsplit(f"//{host}").hostname or host
+    port = urlsplit(f"//{host}").port
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        with contextlib.suppress(ValueError):
+            if "/" in entry and ipaddress.ip_address(hostname) in ipaddress.ip_network(
+                entry, strict=False
+            ):
+                return True
+        e_host, _, e_port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
+        if e_port and str(port) != e_port:
+            continue
+        e_host = e_host.lstrip(".")
+        if hostname == e_host or hostname.endswith("." + e_host):
+            return True
+    return False
+
+
+def proxies_for(url: str, env: Mapping[str, str]) -> dict[str, str]:
+    parts = urlsplit(url)
+    no_proxy = env.get("NO_PROXY") or env.get("no_proxy") or ""
+    if no_proxy and no_proxy_matches(parts.netloc, no_proxy):
+        return {}
+    key = "https" if parts.scheme == "https" else "http"
+    proxy = (
+        env.get(f"{key}_proxy")
+        or env.get(f"{key.upper()}_PROXY")
+        or env.get("ALL_PROXY")
+        or env.get("all_proxy")
+    )
+    return {key: proxy} if proxy else {}
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+    return None
+
+
+def _registry_error_detail(resp: requests.Response) -> str:
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        errors = resp.json().get("errors") or []
+        parts = []
+        for e in errors[:2]:
+            code = str(e.get("code", "")).strip()
+            msg = str(e.get("message", "")).strip()
+            parts.append(" ".join(p for p in (code, msg) if p))
+        return "; ".join(parts)[:200]
+    return ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which registry/repository a request is about (for auth scopes and messages)."""
+
+    host: str  # registry host as in references ("docker.io", "127.0.0.1:5000")
+    repository: str
+    purpose: Purpose
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def ctx(self) -> AuthContext:
+        return AuthContext(self.host, self.repository)
+
+
+class Transport:
+    def __init__(
+        self,
+        config: RegistryConfig,
+        *,
+        keychain: Keychain | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.keychain = keychain if keychain is not None else Keychain(config.env)
+        self.session = session or requests.Session()
+        self.session.trust_env = False  # env comes in as data; see proxies_for
+        self.tokens = TokenCache()
+        self._sleep = sleep
+        self._bases: dict[tuple[str, Purpose], str] = {}
+        self._auth: dict[str, AuthState] = {}
+        self._bundles: dict[str, str] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="brickyard-ca-")
+
+    def close(self) -> None:
+        self.session.close()
+        self._tmp.cleanup()
+
+    # ---- TLS and credentials ----
+    def _default_verify(self) -> bool | str:
+        env = self.config.env
+        return (
+            env.get("REQUESTS_CA_BUNDLE")
+            or env.get("SSL_CERT_FILE")
+            or env.get("CURL_CA_BUNDLE")
+            or True
+        )
+
+    def verify_for(self, host: str, purpose: Purpose) -> bool | str:
+        if self.config.skip_tls(host, purpose):
+            return False
+        cert = self.config.certificates.get(host)
+        if not cert:
+            return self._default_verify()
+        # kaniko appends the registry's CA to the system pool; do the same with a bundle file.
+        if host not in self._bundles:
+            default = self._default_verify()
+            if default is True:
+                import certifi
+
+                default = certifi.where()
+            try:
+                pem = Path(str(default)).read_bytes() + b"\n" + Path(cert).read_bytes()
+            except OSError as e:
+                raise RegistryError(
+                    f"registry {host}: cannot read certificate {cert}: {e.strerror}"
+                ) from None
+            bundle = Path(self._tmp.name) / f"{len(self._bundles)}.pem"
+            bundle.write_bytes(pem)
+            self._bundles[host] = str(bundle)
+        return self._bundles[host]
+
+    def credential(self, host: str) -> Credential | None:
+        return self.keychain.resolve(host)
+
+    def _redact(self, text: str, host: str) -> str:
+        cred = self.credential(host)
+        for secret in cred.secrets if cred else ():
+            text = text.replace(secret, "***")
+        return text
+
+    # ---- raw send ----
+    def _send(
+        self, req: HttpRequest, tls_host: str, purpose: Purpose, *, stream: bool
+    ) -> requests.Response:
+        """One HTTP exchange; TLS settings are those of `tls_host` (registry or token server)."""
+        body: Any = req.body
+        opened = None
+        if callable(body):
+            opened = body = body()
+        try:
+            return self.session.request(
+                req.method,
+                req.url,
+                headers=dict(req.headers),
+                data=req.form if req.form is not None else body,
+                stream=stream,
+                verify=self.verify_for(tls_host, purpose),
+                cert=self.config.client_certs.get(tls_host),
+                proxies=proxies_for(req.url, self.config.env),
+                timeout=TIMEOUT,
+                allow_redirects=True,
+            )
+        finally:
+            if opened is not None and hasattr(opened, "close"):
+                opened.close()
+
+    # ---- scheme and challenge discovery ----
+    def base_url(self, host: str, purpose: Purpose) -> str:
+        key = (host, purpose)
+        if key in self._bases:
+            return self._bases[key]
+        api = "registry-1.docker.io" if host == "docker.io" else host
+        allow_http = self.config.insecure(host, purpose) or is_local_host(api)
+        ctx = AuthContext(host)
+        tls_error: BaseException | None = None
+        try:
+            resp = self._ping(f"https://{api}", host, purpose)
+        except requests.exceptions.SSLError as e:
+            tls_error, resp = e, None
+        except requests.RequestException as e:
+            if not allow_http:
+                raise RegistryError(f"{ctx.where()}: {_conn_reason(e)}") from None
+            tls_error, resp = e, None
+        if resp is None:
+            if not allow_http:
+                raise RegistryError(
+                    f"{ctx.where()}: {_short_tls_reason(tls_error or Exception())}"
+                ) from None
+            try:
+                resp = self._ping(f"http://{api}", host, purpose)
+            except requests.RequestException as e:
+                raise RegistryError(f"{ctx.where()}: {_conn_reason(e)}") from None
+            if resp.status_code not in (200, 401):
+                # plain HTTP refused (typically "HTTP request to an HTTPS server"): report TLS
+                reason = (
+                    _short_tls_reason(tls_error)
+                    if isinstance(tls_error, requests.exceptions.SSLError)
+                    else f"HTTP {resp.status_code} on /v2/"
+                )
+                raise RegistryError(f"{ctx.where()}: {reason}")
+            base = f"http://{api}"
+        else:
+            base = f"https://{api}"
+        if resp.status_code == 401:
+            self._auth.setdefault(host, AuthState()).challenge = pick_challenge(
+                resp.headers.get("WWW-Authenticate", "")
+            )
+        else:
+            self._auth.setdefault(host, AuthState())
+        self._bases[key] = base
+        return base
+
+    def _ping(self, base: str, host: str, purpose: Purpose) -> requests.Response:
+        attempts = max(1, self.config.retry.attempts)
+        for attempt in range(attempts):
+            try:
+                resp = self._send(HttpRequest("GET", f"{base}/v2/"), host, purpose, stream=False)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if isinstance(e, requests.exceptions.SSLError) or attempt + 1 >= attempts:
+                    raise
+                self._sleep(self._backoff(attempt, None))
+                continue
+            if resp.status_code in RETRY_STATUS and attempt + 1 < attempts:
+                self._sleep(self._backoff(attempt, resp.headers.get("Retry-After")))
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        policy = self.config.retry
+        after = retry_after_seconds(retry_after)
+        if after is not None:
+            return min(after, policy.max_retry_after)
+        cap = min(policy.max_delay, policy.base_delay * (2**attempt))
+        return random.uniform(cap / 2, cap)  # jitter, never zero
+
+    # ---- authenticated requests with retries ----
+    def request(
+        self,
+        method: str,
+        target: Target,
+        path_or_url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | Callable[[], Any] | None = None,
+        stream: bool = False,
+        idempotent: bool = True,
+        ok: Iterable[int] = (200,),
+        passthrough: Iterable[int] = (),
+    ) -> requests.Response:
+        """Send an authenticated request; statuses in `ok` or `passthrough` are returned,
+        anything else becomes a RegistryError subclass. `what` names the operation."""
+        base = self.base_url(target.host, target.purpose)
+        url = path_or_url if "://" in path_or_url else base + path_or_url
+        if url.startswith("/"):
+            url = base + url
+        state = self._auth.setdefault(target.host, AuthState())
+        cred = self.credential(target.host)
+        scopes = target.scopes or (
+            (f"repository:{target.repository}:pull",) if target.repository else ()
+        )
+        attempts = max(1, self.config.retry.attempts) if idempotent else 1
+        accept = set(ok) | set(passthrough)
+        for attempt in range(attempts):
+            try:
+                resp = self._drive(
+                    HttpRequest(method, url, headers=dict(headers or {}), body=body),
+                    target,
+                    state,
+                    cred,
+                    scopes,
+                    stream,
+                )
+            except requests.exceptions.SSLError as e:
+                raise RegistryError(
+                    f"{target.ctx.where()}: {what}: {_short_tls_reason(e)}"
+                ) from None
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if attempt + 1 < attempts:
+                    self._sleep(self._backoff(attempt, None))
+                    continue
+                raise RegistryError(f"{target.ctx.where()}: {what}: {_conn_reason(e)}") from None
+            if resp.status_code in accept:
+                return resp
+            if resp.status_code in RETRY_STATUS and attempt + 1 < attempts:
+                delay = self._backoff(attempt, resp.headers.get("Retry-After"))
+                resp.close()
+                self._sleep(delay)
+                continue
+            raise self.error_for(resp, target, what, cred)
+        raise AssertionError("unreachable")
+
+    def _drive(
+        self,
+        req: HttpRequest,
+        target: Target,
+        state: AuthState,
+        cred: Credential | None,
+        scopes: Sequence[str],
+        stream: bool,
+    ) -> requests.Response:
+        flow = auth_flow(req, state, cred, scopes, self.tokens, target.ctx)
+        out = next(flow)
+        while True:
+            resp = self._send(
+                out, target.host, target.purpose, stream=stream and not out.auth_request
+            )
+            try:
+                out = flow.send(resp)
+            except StopIteration as stop:
+                final: requests.Response = stop.value
+                return final
+            resp.close()
+
+    def error_for(
+        self, resp: requests.Response, target: Target, what: str, cred: Credential | None
+    ) -> RegistryError:
+        status = resp.status_code
+        detail = self._redact(_registry_error_detail(resp), target.host)
+        resp.close()
+        where = target.ctx.where()
+        suffix = f": {detail}" if detail else ""
+        if status == 401:
+            hint = (
+                "credentials rejected" if cred else "authentication required, no credentials found"
+            )
+            return AuthError(f"{where}: {what}: {hint} (HTTP 401){suffix}")
+        if status == 403:
+            return AuthError(f"{where}: {what}: access denied (HTTP 403){suffix}")
+        if status == 404 and (
+            "manifest" in what or "MANIFEST_UNKNOWN" in detail or "NAME_UNKNOWN" in detail
+        ):
+            return ManifestUnknown(f"{where}: {what}: not found (HTTP 404){suffix}")
+        return RegistryError(f"{where}: {what}: HTTP {status}{suffix}")
