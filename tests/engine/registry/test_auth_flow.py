@@ -232,7 +232,7 @@ def test_identity_token_uses_refresh_token_grant() -> None:
 
 def test_registry_token_is_used_as_bearer_directly() -> None:
     state = AuthState(pick_challenge(BEARER))
-    resp, sent = drive(
+    _resp, sent = drive(
         auth_flow(
             HttpRequest("GET", "https://reg.example/v2/"),
             state,

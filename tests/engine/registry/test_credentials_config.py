@@ -75,7 +75,8 @@ def test_cred_helpers_and_store_via_helper_protocol(tmp_path: Path) -> None:
         bin_dir,
         "store",
         'read url; if [ "$url" = "https://index.docker.io/v1/" ]; then '
-        'echo \'{"Username":"<token>","Secret":"idt"}\'; else echo "credentials not found in native keychain"; exit 1; fi\n',
+        'echo \'{"Username":"<token>","Secret":"idt"}\'; '
+        'else echo "credentials not found in native keychain"; exit 1; fi\n',
     )
     cfg = write_config(
         tmp_path / "d",
@@ -102,7 +103,7 @@ def test_missing_or_failing_helper_is_an_auth_error(tmp_path: Path) -> None:
         tmp_path / "d", {"credHelpers": {"a.example": "broken", "b.example": "absent"}}
     )
     kc = Keychain({"DOCKER_CONFIG": str(cfg), "PATH": str(bin_dir)})
-    with pytest.raises(AuthError, match="docker-credential-broken failed for a.example"):
+    with pytest.raises(AuthError, match=r"docker-credential-broken failed for a\.example"):
         kc.resolve("a.example")
     with pytest.raises(AuthError, match="docker-credential-absent not found"):
         kc.resolve("b.example")
@@ -173,7 +174,7 @@ def test_registry_config_from_options_duck_typed() -> None:
     assert (
         cfg.skip_default_fallback and cfg.push_ignore_immutable and cfg.skip_push_permission_check
     )
-    with pytest.raises(UsageError, match="mtls.example"):
+    with pytest.raises(UsageError, match=r"mtls\.example"):
         RegistryConfig.from_options(
             SimpleNamespace(registry_client_cert={"mtls.example": "/only"}), {}
         )
