@@ -72,6 +72,7 @@ class Instruction:
     sub: Instruction | None = None  # ONBUILD's trigger instruction
     legacy_form: bool = False  # ENV/LABEL written as `KEY value`
     flag_values: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    expanded: bool = field(default=False, compare=False)  # made by expand_instruction
 
     def flag(self, name: str, default: str | None = None) -> str | None:
         """Last value of `--name` (`"true"`/`"false"` for boolean flags)."""
