@@ -35,6 +35,8 @@ class StatEntry(NamedTuple):
     ctime_ns: int
     inode: int
     link: str | None  # symlink target
+    nlink: int  # for the layer writer: hardlinks and device numbers without another lstat
+    rdev: int
 
 
 StatIndex = dict[str, StatEntry]
@@ -98,6 +100,8 @@ def _entry(st: os.stat_result, host: str) -> StatEntry:
         st.st_ctime_ns,
         st.st_ino,
         link,
+        st.st_nlink,
+        st.st_rdev,
     )
 
 
