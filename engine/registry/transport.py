@@ -17,6 +17,7 @@ import ipaddress
 import random
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from engine.errors import AuthError, ManifestUnknown, RegistryError
 from engine.registry.auth import (
@@ -216,19 +218,23 @@ class Transport:
         opened = None
         if callable(body):
             opened = body = body()
+        verify = self.verify_for(tls_host, purpose)
         try:
-            return self.session.request(
-                req.method,
-                req.url,
-                headers=dict(req.headers),
-                data=req.form if req.form is not None else body,
-                stream=stream,
-                verify=self.verify_for(tls_host, purpose),
-                cert=self.config.client_certs.get(tls_host),
-                proxies=proxies_for(req.url, self.config.env),
-                timeout=TIMEOUT,
-                allow_redirects=True,
-            )
+            with warnings.catch_warnings():
+                if verify is False:  # the user asked for it; urllib3 would warn per request
+                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                return self.session.request(
+                    req.method,
+                    req.url,
+                    headers=dict(req.headers),
+                    data=req.form if req.form is not None else body,
+                    stream=stream,
+                    verify=verify,
+                    cert=self.config.client_certs.get(tls_host),
+                    proxies=proxies_for(req.url, self.config.env),
+                    timeout=TIMEOUT,
+                    allow_redirects=True,
+                )
         finally:
             if opened is not None and hasattr(opened, "close"):
                 opened.close()
@@ -390,6 +396,12 @@ class Transport:
         resp.close()
         where = target.ctx.where()
         suffix = f": {detail}" if detail else ""
+        challenge = pick_challenge(resp.headers.get("WWW-Authenticate", ""))
+        if status == 401 and challenge and challenge.params.get("error") == "insufficient_scope":
+            scope = challenge.params.get("scope", "")
+            return AuthError(
+                f"{where}: {what}: access denied, insufficient scope {scope} (HTTP 401)"
+            )
         if status == 401:
             hint = (
                 "credentials rejected" if cred else "authentication required, no credentials found"

@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -193,3 +194,239 @@ def _wait_ready(reg: RunningRegistry, timeout: float) -> bool:
                 return True
         time.sleep(0.05)
     return False
+
+
+# ---- TLS material (self-signed CA, server certificate for 127.0.0.1) ----
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_tls(dest: Path, *, common_name: str = "brickyard test CA") -> TlsFiles:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    dest.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(dest / "ca.pem", dest / "server.pem", dest / "server.key")
+    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.server_key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+# ---- a small JWT token issuer for the registry's `auth: token` mode ----
+
+ACL = dict[str, set[str]]  # repository name (or "*") -> allowed actions
+
+
+class TokenIssuer:
+    """Docker token server: GET /token?service=..&scope=.. with optional Basic auth.
+
+    users: name -> (password, acl); anonymous requests get `anonymous_acl`. Tokens are ES256
+    JWTs whose x5c header carries a self-signed certificate that the registry trusts through
+    `rootcertbundle`. `requests_seen` counts token requests (to test caching)."""
+
+    SERVICE = "brickyard-test-registry"
+    ISSUER = "brickyard-test-issuer"
+
+    def __init__(
+        self,
+        workdir: Path,
+        users: dict[str, tuple[str, ACL]],
+        *,
+        anonymous_acl: ACL | None = None,
+        field_name: str = "token",
+    ) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.users = users
+        self.anonymous_acl = anonymous_acl or {}
+        self.field_name = field_name
+        self.requests_seen = 0
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "brickyard token signer")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+        self._cert_der = cert.public_bytes(serialization.Encoding.DER)
+        self.root_bundle = workdir / "token-root.pem"
+        self.root_bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self._server: Any = None
+        self.port = 0
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def auth_config(self) -> TokenAuthConfig:
+        return TokenAuthConfig(self.realm, self.SERVICE, self.ISSUER, self.root_bundle)
+
+    def _jwt(self, subject: str, access: list[dict[str, Any]]) -> str:
+        import base64
+        import json
+        import secrets
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self._cert_der).decode()]}
+        now = int(time.time())
+        claims = {
+            "iss": self.ISSUER,
+            "sub": subject,
+            "aud": self.SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
+        signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+        der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def _grant(self, acl: ACL, scopes: list[str]) -> list[dict[str, Any]]:
+        access = []
+        for scope in scopes:
+            parts = scope.split(":")
+            if len(parts) != 3:
+                continue
+            kind, name, actions = parts
+            allowed = acl.get(name, set()) | acl.get("*", set())
+            granted = sorted(a for a in actions.split(",") if a in allowed)
+            access.append({"type": kind, "name": name, "actions": granted})
+        return access
+
+    def handle(self, query: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        import base64
+        from urllib.parse import parse_qs
+
+        self.requests_seen += 1
+        params = parse_qs(query)
+        scopes = [s for value in params.get("scope", []) for s in value.split(" ") if s]
+        if authorization:
+            if not authorization.startswith("Basic "):
+                return 401, {"details": "basic auth expected"}
+            user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+            entry = self.users.get(user)
+            if entry is None or entry[0] != password:
+                return 401, {"details": "invalid credentials"}
+            subject, acl = user, entry[1]
+        else:
+            subject, acl = "", self.anonymous_acl
+        token = self._jwt(subject, self._grant(acl, scopes))
+        return 200, {self.field_name: token, "expires_in": 300}
+
+    def start(self) -> TokenIssuer:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                _path, _, query = self.path.partition("?")
+                status, body = issuer.handle(query, self.headers.get("Authorization"))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
