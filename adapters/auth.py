@@ -69,8 +69,11 @@ def _extra_login(env: Mapping[str, str], ci: CI, problems: list[str]) -> list[Re
     password = env.get("BRICKYARD_REGISTRY_PASSWORD", "")
     if user and password:
         return [RegistryLogin(registry, user, password, "BRICKYARD_REGISTRY_USER/_PASSWORD")]
-    empty = [n for n, v in (("BRICKYARD_REGISTRY_USER", user),
-                            ("BRICKYARD_REGISTRY_PASSWORD", password)) if not v]  # fmt: skip
+    empty = [
+        n
+        for n, v in (("BRICKYARD_REGISTRY_USER", user), ("BRICKYARD_REGISTRY_PASSWORD", password))
+        if not v
+    ]
     if ci is CI.GITLAB and env.get("CI_COMMIT_REF_PROTECTED") == "false":
         problems.append(_protected_hint(env, empty))
     else:

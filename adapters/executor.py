@@ -130,6 +130,8 @@ def plan_build(
             argv += ["--cache-repo", cache_repo]
         if inputs.text("cache-ttl"):
             argv += ["--cache-ttl", inputs.text("cache-ttl")]
+    if inputs.text("cache-dir"):
+        argv += ["--cache-dir", inputs.text("cache-dir")]
     for mirror in inputs.items("registry-mirror"):
         argv += ["--registry-mirror", mirror]
     for registry in inputs.items("insecure-registries"):

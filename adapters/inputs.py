@@ -53,6 +53,7 @@ INPUTS: tuple[Input, ...] = (
     Input("cache", "bool", "false", "use the registry layer cache"),
     Input("cache-repo", "str", "", "cache repository; default: <first image>/cache"),
     Input("cache-ttl", "str", "", "ignore cached layers older than this (e.g. 168h)"),
+    Input("cache-dir", "str", "", "local base-image cache directory (kaniko's /cache)"),
     Input("registry-mirror", "csv", "", "pull-through mirrors for docker.io"),
     Input("insecure-registries", "csv", "", "registries reached over plain HTTP"),
     Input("reproducible", "bool", "false", "strip timestamps for reproducible digests"),

