@@ -104,17 +104,17 @@ OPTIONS: tuple[Option, ...] = (
     _o("target", "str", "", "Build stage to stop at (name or index).", _IN, implemented=True),
     _o("skip-unused-stages", "bool", False, "Build only the stages the target depends on.", _IN, implemented=True),  # noqa: E501
     _o("custom-platform", "str", "", "Target platform os/arch[/variant] (default: this host's platform).", _IN, aliases=("customPlatform",), implemented=True),  # noqa: E501
-    _o("ignore-path", "list", (), "Path to leave out of snapshots. Repeatable.", _IN),
-    _o("ignore-var-run", "bool", True, "Ignore /var/run when snapshotting; set false to keep it in the image.", _IN, aliases=("whitelist-var-run",)),  # noqa: E501
+    _o("ignore-path", "list", (), "Path to leave out of snapshots. Repeatable.", _IN, implemented=True),  # noqa: E501
+    _o("ignore-var-run", "bool", True, "Ignore /var/run when snapshotting; set false to keep it in the image.", _IN, aliases=("whitelist-var-run",), implemented=True),  # noqa: E501
     # --- Snapshotting / layers
-    _o("snapshot-mode", "choice", "full", "File attributes inspected when snapshotting: full, redo or time.", _SNAP, choices=("full", "redo", "time"), aliases=("snapshotMode",)),  # noqa: E501
-    _o("single-snapshot", "bool", False, "Take one snapshot of the filesystem at the end of the build.", _SNAP),  # noqa: E501
-    _o("use-new-run", "bool", False, "Experimental RUN change detection without full snapshots.", _SNAP),  # noqa: E501
-    _o("reproducible", "bool", False, "Strip timestamps out of the image so identical inputs give identical digests.", _SNAP),  # noqa: E501
+    _o("snapshot-mode", "choice", "full", "File attributes inspected when snapshotting: full, redo or time.", _SNAP, choices=("full", "redo", "time"), aliases=("snapshotMode",), implemented=True),  # noqa: E501
+    _o("single-snapshot", "bool", False, "Take one snapshot of the filesystem at the end of the build.", _SNAP, implemented=True),  # noqa: E501
+    _o("use-new-run", "bool", False, "Experimental RUN change detection without full snapshots.", _SNAP, implemented=True),  # noqa: E501
+    _o("reproducible", "bool", False, "Strip timestamps out of the image so identical inputs give identical digests.", _SNAP, implemented=True),  # noqa: E501
     _o("force-build-metadata", "bool", False, "Add a layer even for metadata-only commands.", _SNAP),  # noqa: E501
-    _o("compression", "choice", "gzip", "Layer compression: gzip or zstd.", _SNAP, choices=("gzip", "zstd")),  # noqa: E501
-    _o("compression-level", "int", -1, "Compression level; used only when > 0.", _SNAP),
-    _o("label", "list", (), "Image label KEY=VALUE. Repeatable.", _SNAP, metavar="KEY=VALUE"),
+    _o("compression", "choice", "gzip", "Layer compression: gzip or zstd.", _SNAP, choices=("gzip", "zstd"), implemented=True),  # noqa: E501
+    _o("compression-level", "int", -1, "Compression level; used only when > 0.", _SNAP, implemented=True),  # noqa: E501
+    _o("label", "list", (), "Image label KEY=VALUE. Repeatable.", _SNAP, metavar="KEY=VALUE", implemented=True),  # noqa: E501
     # --- Caching
     _o("cache", "bool", False, "Use the layer cache when building.", _CACHE),
     _o("cache-repo", "str", "", "Repository for cached layers (default <destination>/cache); oci:/path writes an OCI layout.", _CACHE),  # noqa: E501
@@ -125,34 +125,34 @@ OPTIONS: tuple[Option, ...] = (
     _o("compressed-caching", "bool", True, "Compress cached layers (faster, more memory).", _CACHE),
     _o("no-push-cache", "bool", False, "Do not push cache layers.", _CACHE),
     # --- Output / push
-    _o("destination", "list", (), "Image reference to push to. Repeatable.", _OUT, short="d", metavar="IMAGE"),  # noqa: E501
+    _o("destination", "list", (), "Image reference to push to. Repeatable.", _OUT, short="d", metavar="IMAGE", implemented=True),  # noqa: E501
     _o("no-push", "bool", False, "Do not push the image.", _OUT, env="KANIKO_NO_PUSH", implemented=True),  # noqa: E501
     _o("tar-path", "str", "", "Save the image as a `docker save` tarball at this path.", _OUT, aliases=("tarPath",)),  # noqa: E501
     _o("oci-layout-path", "str", "", "Save the image as an OCI image layout directory.", _OUT),
-    _o("digest-file", "str", "", "Write the image digest to this file.", _OUT),
-    _o("image-name-with-digest-file", "str", "", "Write name@digest for each destination to this file.", _OUT),  # noqa: E501
-    _o("image-name-tag-with-digest-file", "str", "", "Write name:tag@digest for each destination to this file.", _OUT),  # noqa: E501
-    _o("push-retry", "int", 0, "Retries for the push.", _OUT),
-    _o("push-ignore-immutable-tag-errors", "bool", False, "Treat registry 'tag is immutable' errors as success.", _OUT),  # noqa: E501
-    _o("skip-push-permission-check", "bool", False, "Skip the up-front push permission probe.", _OUT),  # noqa: E501
+    _o("digest-file", "str", "", "Write the image digest to this file.", _OUT, implemented=True),
+    _o("image-name-with-digest-file", "str", "", "Write name@digest for each destination to this file.", _OUT, implemented=True),  # noqa: E501
+    _o("image-name-tag-with-digest-file", "str", "", "Write name:tag@digest for each destination to this file.", _OUT, implemented=True),  # noqa: E501
+    _o("push-retry", "int", 0, "Retries for the push.", _OUT, implemented=True),
+    _o("push-ignore-immutable-tag-errors", "bool", False, "Treat registry 'tag is immutable' errors as success.", _OUT, implemented=True),  # noqa: E501
+    _o("skip-push-permission-check", "bool", False, "Skip the up-front push permission probe.", _OUT, implemented=True),  # noqa: E501
     # --- Registry access
-    _o("insecure", "bool", False, "Push over plain HTTP.", _REG),
-    _o("skip-tls-verify", "bool", False, "Push without verifying TLS.", _REG),
-    _o("insecure-pull", "bool", False, "Pull over plain HTTP.", _REG),
-    _o("skip-tls-verify-pull", "bool", False, "Pull without verifying TLS.", _REG),
-    _o("insecure-registry", "list", (), "Registry to use over plain HTTP (push and pull). Repeatable.", _REG, metavar="HOST"),  # noqa: E501
-    _o("skip-tls-verify-registry", "list", (), "Registry for which TLS is not verified. Repeatable.", _REG, metavar="HOST"),  # noqa: E501
-    _o("registry-certificate", "map", {}, "CA certificate for a registry: my.registry=/path/cert. Repeatable.", _REG, metavar="HOST=PATH"),  # noqa: E501
-    _o("registry-client-cert", "map", {}, "mTLS client certificate: my.registry=/path/cert,/path/key. Repeatable.", _REG, metavar="HOST=CERT,KEY"),  # noqa: E501
-    _o("registry-mirror", "list", (), "Pull-through mirror for docker.io; repeatable and ;-separated.", _REG, env="KANIKO_REGISTRY_MIRROR", metavar="HOST"),  # noqa: E501
-    _o("registry-map", "multimap", {}, "Remap registries to mirrors: orig=new;other=new2. Repeatable.", _REG, env="KANIKO_REGISTRY_MAP", metavar="ORIG=NEW;..."),  # noqa: E501
-    _o("skip-default-registry-fallback", "bool", False, "Fail instead of falling back to the original registry when no mirror has the image.", _REG),  # noqa: E501
-    _o("image-download-retry", "int", 0, "Retries for downloading a base image.", _REG),
+    _o("insecure", "bool", False, "Push over plain HTTP.", _REG, implemented=True),
+    _o("skip-tls-verify", "bool", False, "Push without verifying TLS.", _REG, implemented=True),
+    _o("insecure-pull", "bool", False, "Pull over plain HTTP.", _REG, implemented=True),
+    _o("skip-tls-verify-pull", "bool", False, "Pull without verifying TLS.", _REG, implemented=True),  # noqa: E501
+    _o("insecure-registry", "list", (), "Registry to use over plain HTTP (push and pull). Repeatable.", _REG, metavar="HOST", implemented=True),  # noqa: E501
+    _o("skip-tls-verify-registry", "list", (), "Registry for which TLS is not verified. Repeatable.", _REG, metavar="HOST", implemented=True),  # noqa: E501
+    _o("registry-certificate", "map", {}, "CA certificate for a registry: my.registry=/path/cert. Repeatable.", _REG, metavar="HOST=PATH", implemented=True),  # noqa: E501
+    _o("registry-client-cert", "map", {}, "mTLS client certificate: my.registry=/path/cert,/path/key. Repeatable.", _REG, metavar="HOST=CERT,KEY", implemented=True),  # noqa: E501
+    _o("registry-mirror", "list", (), "Pull-through mirror for docker.io; repeatable and ;-separated.", _REG, env="KANIKO_REGISTRY_MIRROR", metavar="HOST", implemented=True),  # noqa: E501
+    _o("registry-map", "multimap", {}, "Remap registries to mirrors: orig=new;other=new2. Repeatable.", _REG, env="KANIKO_REGISTRY_MAP", metavar="ORIG=NEW;...", implemented=True),  # noqa: E501
+    _o("skip-default-registry-fallback", "bool", False, "Fail instead of falling back to the original registry when no mirror has the image.", _REG, implemented=True),  # noqa: E501
+    _o("image-download-retry", "int", 0, "Retries for downloading a base image.", _REG, implemented=True),  # noqa: E501
     _o("image-fs-extract-retry", "int", 0, "Retries for extracting the base image filesystem.", _REG),  # noqa: E501
     _o("azure-container-registry-config", "str", "", "Path to an Azure container registry config file.", _REG, hidden=True),  # noqa: E501
     # --- Runtime / misc
     _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501
-    _o("cleanup", "bool", False, "Delete the built filesystem at the end.", _MISC),
+    _o("cleanup", "bool", False, "Delete the built filesystem at the end.", _MISC, implemented=True),  # noqa: E501
     _o("force", "bool", False, "Allow running outside a container.", _MISC, implemented=True),
     _o("verbosity", "choice", "info", "Log level: trace, debug, info, warn, error, fatal, panic.", _MISC, short="v", choices=("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"), implemented=True),  # noqa: E501
     _o("log-format", "choice", "color", "Log format: text, color, json.", _MISC, choices=("text", "color", "json"), implemented=True),  # noqa: E501
@@ -167,8 +167,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("pre-cleanup", "bool", False, "Clean the filesystem before the build.", _FORK),
     _o("preserve-context", "bool", False, "Keep the build context across multi-stage filesystem cleanups.", _FORK),  # noqa: E501
     # --- brickyard additions
-    _o("isolation", "choice", "", "How RUN executes: chroot, rootless or inplace (default: chroot as root, else rootless; inplace only when asked).", _BY, choices=("chroot", "rootless", "inplace"), env="BRICKYARD_ISOLATION", brickyard=True),  # noqa: E501
-    _o("report-file", "str", "", "Write a JSON build report (digest, tags, steps) to this path.", _BY, brickyard=True),  # noqa: E501
+    _o("isolation", "choice", "", "How RUN executes: chroot, rootless or inplace (default: chroot as root, else rootless; inplace only when asked).", _BY, choices=("chroot", "rootless", "inplace"), env="BRICKYARD_ISOLATION", brickyard=True, implemented=True),  # noqa: E501
+    _o("report-file", "str", "", "Write a JSON build report (digest, tags, steps) to this path.", _BY, brickyard=True, implemented=True),  # noqa: E501
 )
 # fmt: on
 

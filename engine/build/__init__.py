@@ -1,3 +1,79 @@
-"""Build orchestration: stages in order -> image -> outputs (see docs/architecture.md)."""
+"""Build orchestration: stages in order -> image -> outputs.
+
+    result = build(options, env, out=sys.stderr)
+    result.digest, result.image_refs, result.report
+
+Per stage: resolve the base (scratch, an earlier stage, or a registry image), fetch and
+extract its layers into a fresh rootfs under the workspace (never `/`), then apply each
+instruction: metadata into the config, RUN through the isolation backend followed by a
+stat-index snapshot, COPY/ADD snapshotting only what they wrote. The last stage becomes
+the image: base layers reused (cross-repository mount when on the same registry), new
+layers pushed, a manifest in the base's flavour (kaniko's rule), then the output files.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, TextIO
+
+from engine.build.assemble import ImageArtifacts
+from engine.build.config import format_created
+from engine.build.log import BuildLog
+from engine.build.report import BuildReport
+from engine.build.workspace import Workspace
+from engine.errors import BrickyardError
+
+__all__ = ["BuildResult", "build"]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    digest: str
+    image_refs: tuple[str, ...]
+    report: BuildReport
+    artifacts: ImageArtifacts | None = field(default=None, repr=False)
+
+
+def build(
+    options: Any,
+    env: Mapping[str, str],
+    *,
+    stdin: IO[bytes] | None = None,
+    out: TextIO = sys.stderr,
+) -> BuildResult:
+    """Build the image `options` describe; push and write the requested outputs."""
+    from engine.build import pipeline
+
+    log = BuildLog(
+        out, level=options.verbosity, fmt=options.log_format, timestamps=options.log_timestamp
+    )
+    started = time.monotonic()
+    report = BuildReport()
+    workspace = Workspace.create(options.kaniko_dir)
+    try:
+        created = (
+            format_created(None)
+            if options.reproducible
+            else format_created(dt.datetime.now(dt.UTC))
+        )
+        run = pipeline.Pipeline(options, env, log, workspace, report, created, stdin, out)
+        artifacts = run.build_image()
+        refs = run.publish(artifacts)
+        report.digest = artifacts.digest
+        report.media_type = artifacts.manifest_media_type
+        report.image_id = artifacts.config_descriptor.digest
+        report.duration_s = time.monotonic() - started
+        if options.report_file:
+            report.write(options.report_file)
+        return BuildResult(artifacts.digest, tuple(refs), report, artifacts)
+    except BrickyardError as exc:
+        log.error(str(exc))
+        raise
+    finally:
+        # Stage filesystems live in our own workspace, so they always go; --cleanup only
+        # matters for the inplace backend, whose rootfs is the container's `/`.
+        workspace.cleanup()

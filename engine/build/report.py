@@ -4,7 +4,9 @@ Schema (version 1):
 {
   "version": 1,
   "digest": "sha256:...",               # manifest digest of the built image
+  "image_id": "sha256:...",             # config digest (docker's image id)
   "image_refs": ["host/repo:tag", ...],  # destinations pushed (empty with --no-push)
+  "tags": [...same as image_refs...],    # the name adapters/report.py reads
   "image_refs_with_digest": ["host/repo:tag@sha256:...", ...],
   "media_type": "...manifest media type...",
   "duration_s": 12.3,
@@ -12,7 +14,7 @@ Schema (version 1):
   "cache": {"hits": 0, "misses": 7},
   "stages": [{"index": 0, "name": "build", "base": "busybox", "duration_s": 1.2}],
   "steps": [{"stage": 0, "step": 3, "of": 7, "instruction": "RUN make",
-             "duration_s": 0.5, "cache_hit": false,
+             "duration_s": 0.5, "cache_hit": false, "layer_size": 123 | null,
              "layer": {"digest": "sha256:..", "diff_id": "sha256:..", "size": 123,
                        "media_type": "..."} | null}]
 }
@@ -78,6 +80,7 @@ class StageReport:
 @dataclass
 class BuildReport:
     digest: str = ""
+    image_id: str = ""
     image_refs: list[str] = field(default_factory=list)
     image_refs_with_digest: list[str] = field(default_factory=list)
     media_type: str = ""
@@ -90,14 +93,18 @@ class BuildReport:
         return {
             "version": 1,
             "digest": self.digest,
+            "image_id": self.image_id,
             "image_refs": list(self.image_refs),
+            "tags": list(self.image_refs),
             "image_refs_with_digest": list(self.image_refs_with_digest),
             "media_type": self.media_type,
             "duration_s": round(self.duration_s, 3),
             "total_layer_bytes": sum(s.layer.size for s in self.steps if s.layer),
             "cache": {"hits": hits, "misses": len(self.steps) - hits},
             "stages": [asdict(s) for s in self.stages],
-            "steps": [asdict(s) for s in self.steps],
+            "steps": [
+                {**asdict(s), "layer_size": s.layer.size if s.layer else None} for s in self.steps
+            ],
         }
 
     def write(self, path: str | os.PathLike[str]) -> None:

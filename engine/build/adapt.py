@@ -1,0 +1,202 @@
+"""The seam between orchestration and the other engine packages' types.
+
+Everything build/ needs from an `Instruction`, `Stage`, scope, snapshotter diff and copy
+machinery goes through these small functions, so a change of shape there is fixed here once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.build.config import StageConfig
+from engine.errors import DockerfileError
+
+# ---- instructions -----------------------------------------------------------------------
+
+
+def keyword(ins: Any) -> str:
+    return str(ins.keyword).upper()
+
+
+def line(ins: Any) -> int | None:
+    value = getattr(ins, "line", None)
+    return int(value) if value is not None else None
+
+
+def args(ins: Any) -> list[str]:
+    return [str(a) for a in (ins.args or [])]
+
+
+def json_form(ins: Any) -> bool:
+    return bool(getattr(ins, "json_form", False))
+
+
+def flags(ins: Any) -> dict[str, str]:
+    values = getattr(ins, "flag_values", None)
+    if values:
+        return {str(k): str(v) for k, v in values}
+    raw = getattr(ins, "flags", None) or {}
+    if isinstance(raw, Mapping):
+        return {str(k).lstrip("-"): str(v) for k, v in raw.items()}
+    out: dict[str, str] = {}
+    for item in raw:
+        key, _, value = str(item).lstrip("-").partition("=")
+        out[key] = value
+    return out
+
+
+def single_arg(ins: Any) -> str:
+    values = args(ins)
+    if len(values) != 1:
+        raise DockerfileError(f"{keyword(ins)} requires exactly one argument", line=line(ins))
+    return values[0]
+
+
+def pairs(ins: Any) -> list[tuple[str, str]]:
+    """ENV / LABEL key-value pairs, whatever shape the parser gave them."""
+    kv = getattr(ins, "pairs", None)
+    if callable(kv):
+        return [(str(k), str(v)) for k, v in kv()]
+    out: list[tuple[str, str]] = []
+    for item in args(ins):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DockerfileError(f"{keyword(ins)} needs key=value, got {item!r}", line=line(ins))
+        out.append((key, value))
+    return out
+
+
+def arg_pairs(ins: Any) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for item in args(ins):
+        key, sep, value = item.partition("=")
+        out.append((key, value if sep else None))
+    return out
+
+
+def instruction_text(ins: Any) -> str:
+    """How the log and errors name an instruction: as written ("RUN make")."""
+    original = str(getattr(ins, "original", "") or "").strip()
+    if original:
+        return original
+    kw = keyword(ins)
+    fl = " ".join(f"--{k}={v}" for k, v in flags(ins).items())
+    body = json.dumps(args(ins)) if json_form(ins) else " ".join(args(ins))
+    heredocs = getattr(ins, "heredocs", None)
+    if heredocs and not body:
+        body = " ".join(f"<<{getattr(h, 'name', 'EOF')}" for h in heredocs)
+    return " ".join(p for p in (kw, fl, body) if p)
+
+
+def onbuild_expression(ins: Any) -> str:
+    expression = getattr(ins, "expression", None)
+    if isinstance(expression, str) and expression:
+        return expression
+    original = str(getattr(ins, "original", "") or "")
+    head, _, rest = original.strip().partition(" ")
+    if head.upper() == "ONBUILD" and rest.strip():
+        return rest.strip()
+    return " ".join(args(ins))
+
+
+def go_list(argv: Sequence[str]) -> str:
+    """kaniko prints argv the way Go prints a []string: [/bin/sh -c make]."""
+    return "[" + " ".join(argv) + "]"
+
+
+# ---- stages and scope ---------------------------------------------------------------------
+
+
+def stage_instructions(stage: Any) -> list[Any]:
+    return list(stage.instructions)
+
+
+def stage_index(stage: Any) -> int:
+    return int(stage.index)
+
+
+def stage_name(stage: Any) -> str:
+    return str(getattr(stage, "name", "") or "")
+
+
+def expand(scope: Any, ins: Any) -> Any:
+    if keyword(ins) == "ONBUILD":
+        return ins  # Docker stores ONBUILD triggers unexpanded
+    return scope.expand_instruction(ins)
+
+
+def scope_apply(scope: Any, ins: Any) -> None:
+    scope.apply(ins)
+
+
+def run_env(scope: Any, config: StageConfig) -> dict[str, str]:
+    from engine.run import step_env
+
+    env = dict(scope.run_env())
+    return step_env(env)
+
+
+def visible_build_args(scope: Any, config: StageConfig) -> dict[str, str]:
+    """Build args in scope that no ENV shadows: BuildKit lists them in RUN's history."""
+    return dict(scope.run_build_args())
+
+
+def run_argv(scope: Any, ins: Any, shell: Sequence[str]) -> list[str]:
+    heredocs = getattr(ins, "heredocs", None) or []
+    values = args(ins)
+    if heredocs and not json_form(ins):
+        content = scope.heredoc_content(heredocs[0], expand=False)
+        head = " ".join(values).strip()
+        if not head or head.startswith("<<"):
+            return [*shell, content]
+        return [*shell, head + "\n" + content]
+    if json_form(ins):
+        return values
+    return [*shell, " ".join(values)]
+
+
+# ---- snapshots ----------------------------------------------------------------------------
+
+
+def new_snapshotter(rootfs: Path, extra_ignore: Sequence[str]) -> Any:
+    from engine.fs.snapshot import Snapshotter
+    from engine.run import transient_paths
+
+    ignore = sorted({*transient_paths(), *extra_ignore})
+    return Snapshotter(rootfs, ignore)
+
+
+def diff_parts(diff: Any) -> tuple[list[str], list[str], list[str]]:
+    return list(diff.changed), list(diff.deleted), list(diff.opaque_dirs)
+
+
+def snapshot_paths(snapshotter: Any, paths: Sequence[str]) -> list[str]:
+    """What COPY wrote, with parents and directory contents; the index learns them too,
+    so the next RUN's diff does not repeat them."""
+    return list(snapshotter.diff_paths(paths).changed)
+
+
+def resolve_user(spec: str, rootfs: Path) -> Any:
+    from engine.run import resolve_user as _resolve
+
+    return _resolve(spec, rootfs)
+
+
+# ---- COPY / ADD ---------------------------------------------------------------------------
+
+
+def copy_srcs_dest(ins: Any) -> tuple[list[str], str]:
+    values = args(ins)
+    heredocs = getattr(ins, "heredocs", None) or []
+    if heredocs:
+        return [f"<<{getattr(h, 'name', 'EOF')}" for h in heredocs], values[-1] if values else ""
+    if len(values) < 2:
+        raise DockerfileError(f"{keyword(ins)} requires at least two arguments", line=line(ins))
+    return values[:-1], values[-1]
+
+
+def copy_flags_for_history(ins: Any) -> dict[str, str]:
+    return {k: v for k, v in flags(ins).items() if k in ("from", "chown", "chmod", "link")}

@@ -1,0 +1,290 @@
+"""The build from start to finish: context and Dockerfile in, image artifacts and outputs out."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from engine.build import adapt, sources
+from engine.build.assemble import (
+    ImageArtifacts,
+    LayerRef,
+    assemble,
+    manifest_type_for_base,
+    write_digest_files,
+)
+from engine.build.config import StageConfig
+from engine.build.log import BuildLog
+from engine.build.report import BuildReport, StageReport
+from engine.build.stage import StageEnv, StageResult, StageRunner, Steps
+from engine.build.workspace import Workspace, copy_tree, remove_tree
+from engine.errors import BuildError, DockerfileError
+from engine.image.model import DOCKER_MANIFEST, Descriptor, Platform
+
+
+class Pipeline:
+    def __init__(
+        self,
+        options: Any,
+        env: Mapping[str, str],
+        log: BuildLog,
+        workspace: Workspace,
+        report: BuildReport,
+        created: str,
+        stdin: IO[bytes] | None,
+        out: TextIO,
+    ) -> None:
+        self.options = options
+        self.env = env
+        self.log = log
+        self.workspace = workspace
+        self.report = report
+        self.created = created
+        self.stdin = stdin
+        self.out = out
+        self._client: Any = None
+        self.platform = Platform.parse(options.custom_platform or "linux/amd64")
+
+    # -- services -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from engine.registry import RegistryClient, RegistryConfig
+
+            self._client = RegistryClient(RegistryConfig.from_options(self.options, self.env))
+        return self._client
+
+    # -- the build ------------------------------------------------------------------------
+
+    def check_push_permissions(self) -> None:
+        """kaniko probes every destination before building, unless told not to."""
+        from engine.registry import Reference
+
+        opts = self.options
+        if opts.no_push or opts.skip_push_permission_check:
+            return
+        for dest in opts.destination:
+            self.client.check_push_permission(Reference.parse(dest))
+
+    def build_image(self) -> ImageArtifacts:
+        self.check_push_permissions()
+        context_dir = sources.open_build_context(self.options, self.workspace, self.stdin)
+        dockerfile_text, dockerfile_name = sources.read_dockerfile(self.options, context_dir)
+        graph = sources.stage_graph(self.options, dockerfile_text, dockerfile_name)
+        order = sources.build_order(graph)
+        if not order:
+            raise DockerfileError("no stage to build", file=dockerfile_name)
+        self.log.info(f"Built cross stage deps: {sources.cross_stage_deps(order)}")
+
+        last_use = sources.last_uses(order)
+        results: dict[int, StageResult] = {}
+        names = sources.stage_names(graph)
+        steps = Steps(total=sum(1 + len(adapt.stage_instructions(s)) for s in order))
+        isolation = sources.isolation_for(self.options)
+        matcher = sources.dockerignore(context_dir, dockerfile_name)
+        final_index = adapt.stage_index(order[-1])
+        extra_ignore = sources.snapshot_ignores(self.options, self.workspace)
+
+        for position, stage in enumerate(order):
+            stage_started = time.monotonic()
+            idx = adapt.stage_index(stage)
+            base_text = sources.base_text(stage)
+            self.log.info(
+                f"Building stage '{base_text}' [idx: '{idx}', base-idx: "
+                f"'{sources.base_stage_index(stage)}']"
+            )
+            steps.next()  # FROM counts as a step, as in "Step 1/7 : FROM ..."
+            rootfs, config, layers, manifest_type = self._base_for(
+                stage, results, last_use, position, order
+            )
+            scope = sources.stage_scope(graph, stage, config)
+            triggers = sources.parse_triggers(config.onbuild_triggers)
+            if triggers:
+                self.log.info(f"Executing {len(triggers)} build triggers")
+            stage_env = StageEnv(
+                options=self.options,
+                log=self.log,
+                workspace=self.workspace,
+                context_dir=context_dir,
+                isolation=isolation,
+                created=self.created,
+                steps=steps,
+                report_steps=self.report.steps,
+                stage_results=results,
+                stage_names=names,
+                copy_files=sources.CopyService(self, context_dir, matcher, results, names).copy,
+                extra_ignore=extra_ignore,
+                out=self.out,
+            )
+            runner = StageRunner(
+                stage_env,
+                stage=stage,
+                scope=scope,
+                rootfs=rootfs,
+                config=config,
+                layers=layers,
+                manifest_type=manifest_type,
+            )
+            results[idx] = runner.run(triggers)
+            self.report.stages.append(
+                StageReport(
+                    idx,
+                    adapt.stage_name(stage),
+                    base_text,
+                    round(time.monotonic() - stage_started, 3),
+                )
+            )
+            # Free the filesystems no later stage needs (kaniko keeps them as tarballs).
+            for done_idx, until in last_use.items():
+                if until <= position and done_idx != final_index:
+                    res = results.get(done_idx)
+                    if res is not None and res.rootfs is not None:
+                        remove_tree(res.rootfs.parent)
+                        res.rootfs = None
+
+        final = results[final_index]
+        cfg = final.config
+        for label in self.options.label:
+            key, _, value = label.partition("=")
+            cfg.apply_labels([(key, value)])
+        return assemble(
+            cfg, final.layers, manifest_media_type=final.manifest_type, created=self.created
+        )
+
+    def _base_for(
+        self,
+        stage: Any,
+        results: dict[int, StageResult],
+        last_use: dict[int, int],
+        position: int,
+        order: list[Any],
+    ) -> tuple[Path, StageConfig, list[LayerRef], str]:
+        idx = adapt.stage_index(stage)
+        base_stage = sources.base_stage_index(stage)
+        if base_stage >= 0:
+            prev = results.get(base_stage)
+            if prev is None or prev.rootfs is None:
+                raise BuildError(f"stage {idx}: base stage {base_stage} was not built")
+            rootfs = self.workspace.new_rootfs(idx)
+            remove_tree(rootfs)
+            if last_use.get(base_stage, -1) <= position and base_stage != adapt.stage_index(
+                order[-1]
+            ):
+                os.replace(prev.rootfs, rootfs)  # nobody else needs it: move, don't copy
+                prev.rootfs = None
+            else:
+                copy_tree(prev.rootfs, rootfs)
+            config_json = prev.config.to_json([x.diff_id for x in prev.layers], self.created)
+            return (
+                rootfs,
+                StageConfig.from_base(config_json),
+                list(prev.layers),
+                prev.manifest_type,
+            )
+        rootfs = self.workspace.new_rootfs(idx)
+        base = sources.base_text(stage)
+        if base.lower() == "scratch":
+            self.log.info("No base image, nothing to extract")
+            cfg = StageConfig.scratch(
+                self.platform.os, self.platform.architecture, self.platform.variant or ""
+            )
+            return rootfs, cfg, [], DOCKER_MANIFEST
+        config_json, layers, manifest_type = self.pull_into(base, rootfs)
+        return (
+            rootfs,
+            StageConfig.from_base(config_json),
+            layers,
+            manifest_type_for_base(manifest_type),
+        )
+
+    def pull_into(self, image: str, rootfs: Path) -> tuple[dict[str, Any], list[LayerRef], str]:
+        """Resolve `image`, fetch its layers into the blob dir and extract them in order."""
+        from engine.fs.extract import extract_layer
+        from engine.registry import Reference
+
+        ref = Reference.parse(image)
+        self.log.info(f"Retrieving image manifest {image}")
+        resolved = self.client.resolve_image(ref, self.platform)
+        config_json = json.loads(resolved.config_bytes)
+        diff_ids = list((config_json.get("rootfs") or {}).get("diff_ids") or [])
+        descs = list(resolved.layers)
+        if len(diff_ids) != len(descs):
+            raise BuildError(f"{image}: config lists {len(diff_ids)} layers, manifest {len(descs)}")
+        source_ref = resolved.source
+        self.log.info(f"Unpacking rootfs of {image} ({len(descs)} layers)")
+        layers: list[LayerRef] = []
+        paths = self._fetch_all(source_ref, descs)
+        for desc, diff_id, path in zip(descs, diff_ids, paths, strict=True):
+            extract_layer(path, desc.media_type, rootfs)
+            layers.append(LayerRef(desc, diff_id, path, source_ref.name))
+        return config_json, layers, str(resolved.manifest.media_type)
+
+    def _fetch_all(self, ref: Any, descs: list[Descriptor]) -> list[Path]:
+        def fetch(desc: Descriptor) -> Path:
+            dest = self.workspace.blob_path(desc.digest)
+            if not dest.exists():
+                self.client.fetch_blob(ref, desc, dest)
+            return dest
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(fetch, descs))
+
+    # -- outputs --------------------------------------------------------------------------
+
+    def publish(self, art: ImageArtifacts) -> list[str]:
+        from engine.registry import Reference
+
+        opts = self.options
+        destinations = [Reference.parse(d) for d in opts.destination]
+        if opts.tar_path:
+            sources.write_tarball(opts.tar_path, art, destinations)
+            self.log.info(f"Wrote image tarball {opts.tar_path}")
+        if opts.oci_layout_path:
+            sources.write_oci_layout(opts.oci_layout_path, art, destinations)
+            self.log.info(f"Wrote OCI layout {opts.oci_layout_path}")
+        pushed: list[str] = []
+        if not opts.no_push:
+            for ref in destinations:
+                self.log.info(f"Pushing image to {ref}")
+                digest = self._push(ref, art)
+                self.log.info(f"Pushed {ref.name}@{digest}")
+                pushed.append(str(ref))
+        else:
+            self.log.info("Skipping push to container registry due to --no-push flag")
+        named = [(ref.name, str(ref)) for ref in destinations]
+        write_digest_files(
+            digest=art.digest,
+            digest_file=opts.digest_file,
+            name_with_digest_file=opts.image_name_with_digest_file,
+            name_tag_with_digest_file=opts.image_name_tag_with_digest_file,
+            destinations=named,
+        )
+        self.report.image_refs = pushed
+        self.report.image_refs_with_digest = [f"{r}@{art.digest}" for r in pushed]
+        return pushed
+
+    def _push(self, ref: Any, art: ImageArtifacts) -> str:
+        from engine.registry import Reference
+
+        def push_layer(layer: LayerRef) -> None:
+            mount_from = None
+            if layer.source_repo:
+                src = Reference.parse(layer.source_repo)
+                if src.registry == ref.registry and src.repository != ref.repository:
+                    mount_from = src
+            if layer.path is None:
+                raise BuildError(f"layer {layer.descriptor.digest} has no local blob to push")
+            self.client.push_blob(ref, layer.descriptor, layer.path, mount_from=mount_from)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(push_layer, art.layers))
+        config_path = self.workspace.blob_path(art.config_descriptor.digest)
+        config_path.write_bytes(art.config)
+        self.client.push_blob(ref, art.config_descriptor, config_path)
+        return str(self.client.put_manifest(ref, art.manifest, art.manifest_media_type))

@@ -1,0 +1,308 @@
+"""One stage of a build: base rootfs, then each instruction -> config change and/or layer."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.build import adapt
+from engine.build.assemble import LayerRef
+from engine.build.config import StageConfig, copy_created_by, run_created_by
+from engine.build.log import BuildLog
+from engine.build.report import LayerReport, StepReport
+from engine.build.workspace import Workspace
+from engine.errors import BuildError, DockerfileError
+from engine.image.layers import LayerBlob, layer_media_type, write_layer
+from engine.image.model import DOCKER_MANIFEST, Descriptor
+
+
+@dataclass
+class StageResult:
+    """What later stages and the image assembly need from a finished stage."""
+
+    index: int
+    name: str
+    rootfs: Path | None
+    config: StageConfig
+    layers: list[LayerRef]
+    manifest_type: str
+
+
+@dataclass
+class Steps:
+    """Global step numbering across the stages being built ("step 3/7")."""
+
+    total: int
+    done: int = 0
+
+    def next(self) -> int:
+        self.done += 1
+        return self.done
+
+
+@dataclass
+class StageEnv:
+    """Everything a stage needs from the build: settings, services, earlier stages."""
+
+    options: Any  # engine.options.BuildOptions
+    log: BuildLog
+    workspace: Workspace
+    context_dir: Path
+    isolation: Any  # engine.run Isolation
+    created: str  # history/config timestamp
+    steps: Steps
+    report_steps: list[StepReport]
+    stage_results: dict[int, StageResult]
+    stage_names: Mapping[str, int]
+    copy_files: Callable[..., list[str]]  # adapt.copy_files bound to the build
+    extra_ignore: Sequence[str] = ()
+    out: TextIO = sys.stderr
+
+
+class StageRunner:
+    def __init__(
+        self,
+        env: StageEnv,
+        *,
+        stage: Any,
+        scope: Any,
+        rootfs: Path,
+        config: StageConfig,
+        layers: list[LayerRef],
+        manifest_type: str,
+    ) -> None:
+        self.env = env
+        self.stage = stage
+        self.scope = scope
+        self.rootfs = rootfs
+        self.config = config
+        self.layers = layers
+        self.manifest_type = manifest_type
+        self.log = env.log
+        self.options = env.options
+        self.snapshotter = adapt.new_snapshotter(rootfs, env.extra_ignore)
+        self.snapshotter_ready = False
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def _ensure_index(self) -> None:
+        if not self.snapshotter_ready:
+            started = time.monotonic()
+            self.snapshotter.reset()
+            self.snapshotter_ready = True
+            self.log.debug(f"Indexed filesystem in {time.monotonic() - started:.2f}s")
+
+    def _layer_media_type(self) -> str:
+        compression = self.options.compression
+        docker = self.manifest_type == DOCKER_MANIFEST
+        if compression == "zstd" and docker:
+            compression = "gzip"  # kaniko: zstd only with OCI media types
+        return layer_media_type(compression, docker=docker)
+
+    def _write(
+        self, paths: Sequence[str], deleted: Sequence[str], opaque: Sequence[str]
+    ) -> LayerBlob:
+        mt = self._layer_media_type()
+        compression = "zstd" if mt.endswith("zstd") else "gzip"
+        level = self.options.compression_level if self.options.compression_level > 0 else None
+        return write_layer(
+            self.rootfs,
+            paths,
+            deleted,
+            self.env.workspace.new_layer_path(),
+            opaque=opaque,
+            compression=compression,
+            level=level,
+            reproducible=self.options.reproducible,
+            media_type=mt,
+        )
+
+    def snapshot_full(self) -> LayerBlob | None:
+        self.log.info("Taking snapshot of full filesystem...")
+        started = time.monotonic()
+        diff = self.snapshotter.diff()
+        changed, deleted, opaque = adapt.diff_parts(diff)
+        if not changed and not deleted and not opaque:
+            self.log.info("No files changed in this command, skipping snapshotting.")
+            return None
+        blob = self._write(changed, deleted, opaque)
+        self.log.debug(
+            f"Snapshot: {len(changed)} paths, {len(deleted)} deleted, {blob.size} bytes "
+            f"in {time.monotonic() - started:.2f}s"
+        )
+        return blob
+
+    def snapshot_paths(self, paths: Sequence[str]) -> LayerBlob | None:
+        self.log.info("Taking snapshot of files...")
+        changed = adapt.snapshot_paths(self.snapshotter, paths) if paths else []
+        if not changed:
+            return None
+        return self._write(changed, (), ())
+
+    def add_layer(self, blob: LayerBlob, created_by: str) -> LayerRef:
+        desc = Descriptor(blob.media_type, blob.digest, blob.size)
+        ref = LayerRef(desc, blob.diff_id, blob.path, None, created_by)
+        self.layers.append(ref)
+        return ref
+
+    # -- the instructions ---------------------------------------------------------------
+
+    def run(self, triggers: Sequence[Any]) -> StageResult:
+        for ins in [*triggers, *adapt.stage_instructions(self.stage)]:
+            self.execute(ins)
+        if self.options.single_snapshot:
+            self._ensure_index()
+            blob = self.snapshot_full()
+            if blob is not None:
+                self.add_layer(blob, "single snapshot")
+                self.config.add_history(
+                    "brickyard single snapshot", empty_layer=False, created=self.env.created
+                )
+        return StageResult(
+            index=adapt.stage_index(self.stage),
+            name=adapt.stage_name(self.stage),
+            rootfs=self.rootfs,
+            config=self.config,
+            layers=self.layers,
+            manifest_type=self.manifest_type,
+        )
+
+    def execute(self, ins: Any) -> None:
+        step = self.env.steps.next()
+        label = f"step {step}/{self.env.steps.total}"
+        expanded = adapt.expand(self.scope, ins)
+        text = adapt.instruction_text(expanded)
+        keyword = adapt.keyword(expanded)
+        self.log.info(text)
+        started = time.monotonic()
+        report = StepReport(
+            stage=adapt.stage_index(self.stage),
+            step=step,
+            of=self.env.steps.total,
+            instruction=text,
+        )
+        try:
+            blob, created_by = self._dispatch(keyword, expanded, ins, label, text)
+        except DockerfileError:
+            raise
+        except BuildError as exc:
+            msg = str(exc)
+            if not msg.startswith("step "):
+                raise BuildError(f"{label}: {text}: {msg}") from exc
+            raise
+        if blob is not None:
+            self.add_layer(blob, created_by)
+            report.layer = LayerReport(blob.digest, blob.diff_id, blob.size, blob.media_type)
+        if created_by:
+            self.config.add_history(created_by, empty_layer=blob is None, created=self.env.created)
+        report.duration_s = round(time.monotonic() - started, 3)
+        self.env.report_steps.append(report)
+
+    def _dispatch(
+        self, keyword: str, ins: Any, raw: Any, label: str, text: str
+    ) -> tuple[LayerBlob | None, str]:
+        cfg = self.config
+        if keyword == "RUN":
+            return self._run(ins, label, text)
+        if keyword in ("COPY", "ADD"):
+            return self._copy(keyword, ins)
+        if keyword == "WORKDIR":
+            return self._workdir(adapt.single_arg(ins))
+        if keyword == "ENV":
+            pairs = adapt.pairs(ins)
+            adapt.scope_apply(self.scope, ins)
+            return None, cfg.apply_env(pairs)
+        if keyword == "ARG":
+            adapt.scope_apply(self.scope, ins)
+            return None, StageConfig.describe_arg(adapt.arg_pairs(ins))
+        if keyword == "LABEL":
+            return None, cfg.apply_labels(adapt.pairs(ins))
+        if keyword == "EXPOSE":
+            return None, cfg.apply_expose(adapt.args(ins))
+        if keyword == "VOLUME":
+            return None, cfg.apply_volume(adapt.args(ins))
+        if keyword == "USER":
+            return None, cfg.apply_user(adapt.single_arg(ins))
+        if keyword == "CMD":
+            return None, cfg.apply_cmd(adapt.args(ins), adapt.json_form(ins))
+        if keyword == "ENTRYPOINT":
+            return None, cfg.apply_entrypoint(adapt.args(ins), adapt.json_form(ins))
+        if keyword == "HEALTHCHECK":
+            return None, cfg.apply_healthcheck(
+                adapt.args(ins), adapt.json_form(ins), adapt.flags(ins)
+            )
+        if keyword == "STOPSIGNAL":
+            return None, cfg.apply_stopsignal(adapt.single_arg(ins))
+        if keyword == "SHELL":
+            return None, cfg.apply_shell(adapt.args(ins), adapt.json_form(ins))
+        if keyword == "ONBUILD":
+            return None, cfg.apply_onbuild(adapt.onbuild_expression(raw))
+        if keyword == "MAINTAINER":
+            return None, cfg.apply_maintainer(" ".join(adapt.args(ins)))
+        raise DockerfileError(f"unknown instruction: {keyword}", line=adapt.line(ins))
+
+    def _run(self, ins: Any, label: str, text: str) -> tuple[LayerBlob | None, str]:
+        argv = adapt.run_argv(self.scope, ins, self.config.shell)
+        run_env = adapt.run_env(self.scope, self.config)
+        self._ensure_index()
+        workdir = self.config.workdir
+        self._ensure_workdir_exists(workdir)
+        self.log.info(f"Running: {adapt.go_list(argv)}")
+        code = self.env.isolation.run(
+            argv,
+            rootfs=self.rootfs,
+            env=run_env,
+            cwd=workdir,
+            user=self.config.user or None,
+            step_label=label,
+            out=self.env.out,
+        )
+        if code != 0:
+            raise BuildError(f"{label}: {text}: exit status {code}")
+        created_by = run_created_by(argv, adapt.visible_build_args(self.scope, self.config))
+        if self.options.single_snapshot:
+            return None, created_by
+        return self.snapshot_full(), created_by
+
+    def _copy(self, keyword: str, ins: Any) -> tuple[LayerBlob | None, str]:
+        self._ensure_index()
+        written = self.env.copy_files(self, keyword, ins)
+        created_by = copy_created_by(
+            keyword, adapt.copy_flags_for_history(ins), *adapt.copy_srcs_dest(ins)
+        )
+        if self.options.single_snapshot:
+            return None, created_by
+        return self.snapshot_paths(written), created_by
+
+    def _ensure_workdir_exists(self, workdir: str) -> list[str]:
+        """mkdir -p the working directory inside the rootfs; returns the created paths."""
+        from engine.fs.safe import clean_relative, resolve_in_root
+
+        rel = clean_relative(workdir)
+        created: list[str] = []
+        built = ""
+        for part in rel.split("/") if rel else []:
+            built = f"{built}/{part}" if built else part
+            host = resolve_in_root(self.rootfs, built)
+            if not host.exists():
+                host.mkdir(mode=0o755)
+                os.chmod(host, 0o755)
+                created.append(built)
+        if created and self.config.user:
+            ids = adapt.resolve_user(self.config.user, self.rootfs)
+            for path in created:
+                os.lchown(resolve_in_root(self.rootfs, path), ids.uid, ids.gid)
+        return created
+
+    def _workdir(self, path: str) -> tuple[LayerBlob | None, str]:
+        created_by = self.config.apply_workdir(path)
+        self._ensure_index()
+        created = self._ensure_workdir_exists(self.config.workdir)
+        if not created or self.options.single_snapshot:
+            return None, created_by
+        return self.snapshot_paths(created), created_by
