@@ -198,26 +198,33 @@ class CopyService:
 # ---- file outputs -------------------------------------------------------------------------
 
 
-def write_tarball(path: str, art: ImageArtifacts, destinations: Sequence[Any]) -> None:
-    from engine.image.archive import write_docker_archive
+def _image_blobs(art: ImageArtifacts, ref_names: Sequence[str]) -> Any:
+    from engine.image.layout import ImageBlobs
 
-    write_docker_archive(
-        Path(path),
-        config=art.config,
-        layers=[(layer.path, layer.descriptor, layer.diff_id) for layer in art.layers],
-        tags=[str(d) for d in destinations],
-    )
-
-
-def write_oci_layout(path: str, art: ImageArtifacts, destinations: Sequence[Any]) -> None:
-    from engine.image.layout import write_oci_layout as _write
-
-    _write(
-        Path(path),
+    layers = []
+    for layer in art.layers:
+        if layer.path is None:
+            raise BuildError(f"layer {layer.descriptor.digest} has no local blob to write")
+        layers.append((layer.descriptor, layer.path))
+    return ImageBlobs(
         manifest=art.manifest,
         manifest_media_type=art.manifest_media_type,
         config=art.config,
-        config_descriptor=art.config_descriptor,
-        layers=[(layer.path, layer.descriptor) for layer in art.layers],
-        tags=[getattr(d, "tag", None) or "latest" for d in destinations] or ["latest"],
+        layers=layers,
+        ref_names=tuple(ref_names),
     )
+
+
+def write_tarball(path: str, art: ImageArtifacts, destinations: Sequence[Any]) -> None:
+    """`docker save` layout; RepoTags are the destinations, as kaniko writes them."""
+    from engine.image.archive import write_docker_archive
+
+    write_docker_archive(Path(path), [_image_blobs(art, [str(d) for d in destinations])])
+
+
+def write_oci_layout(path: str, art: ImageArtifacts, destinations: Sequence[Any]) -> None:
+    """An OCI layout holding the image; each destination's tag becomes a ref name."""
+    from engine.image.layout import write_oci_layout as _write
+
+    tags = list(dict.fromkeys(d.tag_or_default for d in destinations))
+    _write(Path(path), [_image_blobs(art, tags)])
