@@ -247,7 +247,18 @@ def copy_sources(
     skip = _walk_skip(ignore, ignore_fn)
     for item in items:
         _copy_one(
-            item, full_dest, wants_dir, writer, uid, gid, mode, is_add, checksum, skip, session
+            item,
+            full_dest,
+            wants_dir,
+            writer,
+            uid,
+            gid,
+            mode,
+            is_add,
+            checksum,
+            skip,
+            session,
+            keep_archive_owners=chown is None,
         )
     return writer.finish()
 
@@ -280,6 +291,8 @@ def _copy_one(
     checksum: str | None,
     skip: Callable[[str, bool], bool] | None,
     session: Any,
+    *,
+    keep_archive_owners: bool,
 ) -> None:
     keyword = writer.keyword
     if item.kind == "inline":
@@ -323,8 +336,15 @@ def _copy_one(
         writer.copy_tree(item.host, dest_host, src_rel=item.rel, skip=skip)
         return
     if is_add and stat.S_ISREG(st.st_mode) and is_archive(item.host):
-        dest_host = writer.make_dirs(full_dest)
-        extract_archive(item.host, full_dest, writer, source=item.text)
+        writer.make_dirs(full_dest)
+        # Unpacked entries keep the archive's owners unless --chown was given (Docker).
+        saved = writer.owner
+        if keep_archive_owners:
+            writer.owner = Owner(None, None, saved.chmod)
+        try:
+            extract_archive(item.host, full_dest, writer, source=item.text)
+        finally:
+            writer.owner = saved
         return
     target = _target_file(full_dest, wants_dir, item.name, writer, keyword, item.text)
     if os.path.isdir(target) and not os.path.islink(target):

@@ -30,6 +30,8 @@ class Owner:
 
 @dataclass
 class TreeWriter:
+    """Writes entries under rootfs and remembers every path written (rootfs-relative)."""
+
     rootfs: Path
     owner: Owner
     keyword: str = "COPY"
@@ -87,7 +89,8 @@ class TreeWriter:
             try:
                 st = os.lstat(host)
             except FileNotFoundError:
-                os.mkdir(host, 0o755)
+                # makedirs: a symlinked component may lead to a missing target's parents
+                os.makedirs(host, 0o755)
                 os.chmod(host, 0o755)
                 uid, gid = self._ids(0, 0)
                 self._chown(host, uid, gid)
