@@ -1,0 +1,5 @@
+from alpine
+run echo hi
+cmd echo done
+workdir /app
+user nobody

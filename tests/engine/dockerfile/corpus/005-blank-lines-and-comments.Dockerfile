@@ -1,0 +1,11 @@
+
+
+# leading comment
+
+FROM alpine
+
+# middle
+   # indented comment
+RUN true
+
+

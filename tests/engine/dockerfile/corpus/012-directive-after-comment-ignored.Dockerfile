@@ -1,0 +1,5 @@
+# hello
+# escape=`
+FROM alpine
+RUN echo a \
+  b

@@ -1,0 +1,5 @@
+FROM alpine
+RUN apk add \
+    curl \
+    git \
+    make

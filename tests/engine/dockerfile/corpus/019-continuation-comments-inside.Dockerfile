@@ -1,0 +1,6 @@
+FROM alpine
+RUN apk add \
+# comment in the middle
+    curl \
+    # indented comment
+    git

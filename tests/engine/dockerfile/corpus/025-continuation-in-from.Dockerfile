@@ -1,0 +1,5 @@
+FROM \
+  alpine:3 \
+  AS \
+  base
+RUN true

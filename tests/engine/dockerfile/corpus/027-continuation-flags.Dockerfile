@@ -1,0 +1,4 @@
+FROM alpine
+COPY --chown=1:1 \
+     --chmod=644 \
+     a b

@@ -1,0 +1,6 @@
+# escape=`
+FROM alpine
+RUN echo a `
+  # comment `
+  b `
+  c

@@ -1,0 +1,5 @@
+FROM alpine
+RUN <<-EOT
+	echo tabbed
+		echo more
+	EOT

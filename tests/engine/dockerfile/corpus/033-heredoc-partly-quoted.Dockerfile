@@ -1,0 +1,4 @@
+FROM alpine
+RUN <<E"O"F
+echo $HOME
+EOF

@@ -1,0 +1,5 @@
+FROM alpine
+COPY <<EOF /etc/app.conf
+key=value
+other=$HOME
+EOF

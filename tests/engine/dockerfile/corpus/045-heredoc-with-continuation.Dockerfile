@@ -1,0 +1,6 @@
+FROM alpine
+RUN \
+  <<EOF \
+  sh
+echo hi
+EOF

@@ -1,0 +1,6 @@
+FROM alpine
+COPY <<-'CONF' /c
+	literal $X
+  CONF
+		CONF
+RUN after

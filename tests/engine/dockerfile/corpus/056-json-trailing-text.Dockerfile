@@ -1,0 +1,3 @@
+FROM alpine
+CMD ["echo"] and more
+ENTRYPOINT ["a"]b

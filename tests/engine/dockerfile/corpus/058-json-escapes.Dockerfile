@@ -1,0 +1,2 @@
+FROM alpine
+CMD ["echo", "\u0041\t\"q\"", "\\"]

@@ -1,0 +1,3 @@
+FROM alpine
+CMD ["echo", "héllo wörld ✓"]
+LABEL description="ünïcödé"

@@ -1,0 +1,4 @@
+ARG REGISTRY=docker.io
+ARG IMAGE=library/alpine
+ARG TAG=3.19
+FROM ${REGISTRY}/${IMAGE}:${TAG}

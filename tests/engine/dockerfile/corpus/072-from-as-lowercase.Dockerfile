@@ -1,0 +1,2 @@
+FROM alpine as builder
+FROM builder

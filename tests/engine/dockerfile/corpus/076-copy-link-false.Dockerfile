@@ -1,0 +1,3 @@
+FROM alpine
+COPY --link=false a b
+COPY --link=true c d

@@ -1,0 +1,2 @@
+FROM alpine
+COPY --chown="user:group" --exclude='*.md' a b

@@ -1,0 +1,4 @@
+FROM alpine
+COPY hom* /mydir/
+COPY hom?.txt /mydir/
+COPY [[]a].txt /x/

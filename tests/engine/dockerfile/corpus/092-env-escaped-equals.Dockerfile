@@ -1,0 +1,2 @@
+FROM alpine
+ENV A=a=b B="c=d"

@@ -1,0 +1,2 @@
+FROM alpine
+ENV MSG="he said \"hi\"" X=a"b c"d

@@ -1,0 +1,3 @@
+FROM alpine
+LABEL org.opencontainers.image.source=https://github.com/x/y \
+      org.opencontainers.image.licenses=MIT

@@ -1,0 +1,4 @@
+FROM alpine
+VOLUME /data
+VOLUME /a /b
+VOLUME ["/json"]

@@ -1,0 +1,4 @@
+FROM alpine
+USER nobody
+USER 1000:1000
+USER app:${GROUP}

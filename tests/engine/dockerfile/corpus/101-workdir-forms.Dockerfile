@@ -1,0 +1,5 @@
+FROM alpine
+WORKDIR /a
+WORKDIR b
+WORKDIR $DIRPATH/$DIRNAME
+WORKDIR /path with spaces

@@ -1,0 +1,3 @@
+FROM alpine
+ENTRYPOINT exec top -b
+CMD ["--help"]

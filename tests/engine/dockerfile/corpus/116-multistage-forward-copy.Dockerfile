@@ -1,0 +1,4 @@
+FROM alpine AS first
+COPY --from=second /x /x
+FROM alpine AS second
+RUN touch /x

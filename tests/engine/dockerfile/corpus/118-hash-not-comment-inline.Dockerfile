@@ -1,0 +1,3 @@
+FROM alpine
+RUN echo hello # this is not a comment
+ENV A=b#c

@@ -1,0 +1,2 @@
+FROM alpine
+COPY --chown="a b" --exclude="x y" src dst

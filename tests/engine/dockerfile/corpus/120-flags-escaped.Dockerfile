@@ -1,0 +1,2 @@
+FROM alpine
+COPY --exclude=a\ b --chown=c\"d src dst

@@ -1,0 +1,3 @@
+FROM alpine
+RUN -x echo
+COPY -a b c

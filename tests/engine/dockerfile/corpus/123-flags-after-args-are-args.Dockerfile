@@ -1,0 +1,3 @@
+FROM alpine
+COPY a --chown=1 b
+RUN echo --mount=x

@@ -1,0 +1,2 @@
+FROM alpine
+ARG A=\"quoted\" B='it'\''s' C="a\\b"

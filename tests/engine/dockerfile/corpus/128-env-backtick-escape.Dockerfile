@@ -1,0 +1,5 @@
+# escape=`
+FROM alpine
+ENV A=x` y B="q`"r"
+RUN echo `
+  done

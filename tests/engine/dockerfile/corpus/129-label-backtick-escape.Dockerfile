@@ -1,0 +1,3 @@
+# escape=`
+FROM alpine
+LABEL a="x`"y" b=c` d

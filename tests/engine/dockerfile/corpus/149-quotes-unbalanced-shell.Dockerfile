@@ -1,0 +1,3 @@
+FROM alpine
+RUN echo "unbalanced
+RUN echo 'also

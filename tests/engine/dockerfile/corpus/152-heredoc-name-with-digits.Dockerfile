@@ -1,0 +1,4 @@
+FROM alpine
+RUN <<EOF2
+body
+EOF2

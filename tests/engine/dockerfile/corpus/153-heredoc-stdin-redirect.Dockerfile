@@ -1,0 +1,4 @@
+FROM alpine
+RUN cat >/etc/motd <<'EOF'
+Welcome $USER
+EOF

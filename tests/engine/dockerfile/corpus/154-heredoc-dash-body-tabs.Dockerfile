@@ -1,0 +1,5 @@
+FROM alpine
+RUN <<-EOF
+		line with tabs
+  line with spaces
+	EOF

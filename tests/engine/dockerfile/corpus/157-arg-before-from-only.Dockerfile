@@ -1,0 +1,3 @@
+ARG BASE=alpine
+ARG TAG
+FROM $BASE${TAG:+:$TAG}

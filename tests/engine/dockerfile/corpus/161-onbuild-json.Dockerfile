@@ -1,0 +1,3 @@
+FROM alpine
+ONBUILD ENTRYPOINT ["a", "b"]
+ONBUILD VOLUME ["/x"]

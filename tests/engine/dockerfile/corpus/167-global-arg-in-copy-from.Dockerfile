@@ -1,0 +1,4 @@
+ARG SRC=alpine
+FROM $SRC AS src
+FROM scratch
+COPY --from=src / /

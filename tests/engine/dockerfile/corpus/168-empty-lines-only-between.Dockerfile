@@ -1,0 +1,8 @@
+FROM alpine
+
+
+
+
+RUN true
+
+
