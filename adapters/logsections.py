@@ -46,6 +46,7 @@ class GitHubSections:
 
     def __init__(self, out: TextIO):
         self.out = out
+        self.masked: set[str] = set()
 
     def start(self, name: str, title: str) -> None:
         self.out.write(f"::group::{title}\n")
@@ -57,7 +58,8 @@ class GitHubSections:
 
     def mask(self, secret: str) -> None:
         for line in secret.splitlines():  # one command per line: multi-line secrets too
-            if line.strip():
+            if line.strip() and line not in self.masked:
+                self.masked.add(line)
                 self.out.write(f"::add-mask::{line}\n")
         self.out.flush()
 
