@@ -25,9 +25,10 @@ def is_url(source: str) -> bool:
 
 
 def url_filename(url: str) -> str:
-    """The last path component of the URL, as Docker names ADD's file in a directory."""
-    path = urllib.parse.urlsplit(url).path
-    return posixpath.basename(urllib.parse.unquote(path))
+    """The last path component of the URL, as BuildKit names ADD's file in a directory
+    ("__unnamed__" when the path has none)."""
+    base = posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    return base if base not in ("", ".", "..") else "__unnamed__"
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:

@@ -24,10 +24,13 @@ DRAIN_SECONDS = 2.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def step_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The step's environment: exactly env, plus Docker's PATH when env has none."""
+def step_env(env: Mapping[str, str], *, home: str | None = None) -> dict[str, str]:
+    """The step's environment: exactly env, plus Docker's PATH when env has none and, as
+    runc does, HOME from the user's passwd entry when env has none."""
     out = dict(env)
     out.setdefault("PATH", DEFAULT_PATH)
+    if home is not None:
+        out.setdefault("HOME", home)
     return out
 
 
@@ -46,6 +49,9 @@ def probe_child(spec: Mapping[str, Any]) -> bool:
     return res.returncode == 0
 
 
+MAX_LINE = 64 * 1024  # a longer run without newline (progress bars) is emitted in pieces
+
+
 class _LineWriter:
     def __init__(self, out: TextIO, label: str) -> None:
         self.out, self.label, self.buf = out, label, b""
@@ -53,6 +59,9 @@ class _LineWriter:
     def feed(self, chunk: bytes) -> None:
         self.buf += chunk
         *lines, self.buf = self.buf.split(b"\n")
+        while len(self.buf) > MAX_LINE:
+            lines.append(self.buf[:MAX_LINE])
+            self.buf = self.buf[MAX_LINE:]
         for line in lines:
             self._emit(line)
         if lines:
@@ -175,6 +184,7 @@ def spec_for(
     uid: int,
     gid: int,
     groups: tuple[int, ...],
+    home: str,
     use_mounts: bool,
     mountpoints: list[str],
     binds: list[tuple[str, str]],
@@ -183,7 +193,7 @@ def spec_for(
         "mode": mode,
         "rootfs": str(rootfs),
         "argv": list(argv),
-        "env": step_env(env),
+        "env": step_env(env, home=home),
         "cwd": cwd,
         "uid": uid,
         "gid": gid,

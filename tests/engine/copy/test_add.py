@@ -200,3 +200,11 @@ def test_add_url_http_error_names_url_and_status(
     url = served.url_for("/missing")
     with pytest.raises(BuildError, match=r"ADD http://.*/missing: HTTP 404"):
         add(context, rootfs, [url], "/m")
+
+
+def test_add_url_without_a_file_name_gets_buildkits_placeholder(
+    context: Path, rootfs: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/").respond_with_data("root page")
+    add(context, rootfs, [httpserver.url_for("/")], "/web/")
+    assert (rootfs / "web/__unnamed__").read_text() == "root page"

@@ -47,13 +47,23 @@ def test_output_is_streamed_with_step_label(rootfs: Path, out: io.StringIO) -> N
     assert lines(out) == ["[1/1] hello", "[1/1] oops", "[1/1] no newline"]
 
 
-def test_env_is_exactly_the_given_env_plus_default_path(rootfs: Path, out: io.StringIO) -> None:
+def test_env_is_exactly_the_given_env_plus_default_path_and_home(
+    rootfs: Path, out: io.StringIO
+) -> None:
     sh(rootfs, "env | grep -v -e ^PWD= -e ^SHLVL= | sort", out, env={"A": "1", "B": "x y"})
     assert lines(out) == [
         "[1/1] A=1",
         "[1/1] B=x y",
+        "[1/1] HOME=/root",
         "[1/1] PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ]
+
+
+def test_home_comes_from_passwd_unless_given(rootfs: Path, out: io.StringIO) -> None:
+    sh(rootfs, "echo $HOME", out, user="app")
+    sh(rootfs, "echo $HOME", out, user="app", env={"HOME": "/custom"})
+    sh(rootfs, "echo $HOME", out, user="4242")
+    assert lines(out) == ["[1/1] /home/app", "[1/1] /custom", "[1/1] /"]
 
 
 def test_given_path_is_kept_and_used_for_lookup(rootfs: Path, out: io.StringIO) -> None:
