@@ -1,0 +1,65 @@
+"""The action's entry point in an emulated runner (env and file commands as the runner sets
+them), building a real Dockerfile with the engine into the local registry."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+import requests
+
+from adapters.github.build import github_build
+from tests.adapters.test_github import _runner_env, parse_github_output
+from tests.support.registry import RunningRegistry
+
+pytestmark = pytest.mark.integration
+
+
+def test_github_action_builds_and_pushes_into_local_registry(
+    registry: RunningRegistry, busybox_image: str, tmp_path: Path
+) -> None:
+    env = _runner_env(
+        tmp_path,
+        **{
+            "INPUT_IMAGES": f"{registry.host}/gh/App",
+            "INPUT_TAG-RULES": "type=ref,event=branch\ntype=sha",
+            "INPUT_BUILD-ARGS": "GREETING=hello from actions",
+            "INPUT_INSECURE-REGISTRIES": registry.host,
+            "INPUT_EXTRA-ARGS": "--force",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        },
+    )
+    workspace = Path(env["GITHUB_WORKSPACE"])
+    (workspace / "Dockerfile").write_text(
+        f'FROM {busybox_image}\nARG GREETING\nRUN echo "$GREETING" > /greeting\n'
+    )
+    out = io.StringIO()
+    code = github_build([], env, out=out)
+    assert code == 0, out.getvalue()
+    outputs = parse_github_output((tmp_path / "output").read_text())
+    assert outputs["tags"].splitlines() == [
+        f"{registry.host}/gh/app:main",
+        f"{registry.host}/gh/app:sha-1234567",
+    ]
+    manifest = requests.get(
+        f"{registry.url}/v2/gh/app/manifests/main",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+        timeout=10,
+    )
+    assert manifest.status_code == 200
+    assert manifest.headers["Docker-Content-Digest"] == outputs["digest"]
+    config = requests.get(
+        f"{registry.url}/v2/gh/app/blobs/{manifest.json()['config']['digest']}", timeout=10
+    ).json()
+    labels = config["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == env["GITHUB_SHA"]
+    assert labels["org.opencontainers.image.source"] == "https://github.com/Octo/App"
+    assert json.loads(outputs["metadata"])["containerimage.config.digest"] == outputs["imageid"]
+    summary = (tmp_path / "summary").read_text()
+    assert "RUN echo" in summary and outputs["digest"] in summary
