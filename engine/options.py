@@ -127,8 +127,8 @@ OPTIONS: tuple[Option, ...] = (
     # --- Output / push
     _o("destination", "list", (), "Image reference to push to. Repeatable.", _OUT, short="d", metavar="IMAGE", implemented=True),  # noqa: E501
     _o("no-push", "bool", False, "Do not push the image.", _OUT, env="KANIKO_NO_PUSH", implemented=True),  # noqa: E501
-    _o("tar-path", "str", "", "Save the image as a `docker save` tarball at this path.", _OUT, aliases=("tarPath",)),  # noqa: E501
-    _o("oci-layout-path", "str", "", "Save the image as an OCI image layout directory.", _OUT),
+    _o("tar-path", "str", "", "Save the image as a `docker save` tarball at this path.", _OUT, aliases=("tarPath",), implemented=True),  # noqa: E501
+    _o("oci-layout-path", "str", "", "Save the image as an OCI image layout directory.", _OUT, implemented=True),  # noqa: E501
     _o("digest-file", "str", "", "Write the image digest to this file.", _OUT, implemented=True),
     _o("image-name-with-digest-file", "str", "", "Write name@digest for each destination to this file.", _OUT, implemented=True),  # noqa: E501
     _o("image-name-tag-with-digest-file", "str", "", "Write name:tag@digest for each destination to this file.", _OUT, implemented=True),  # noqa: E501

@@ -7,6 +7,7 @@ machinery goes through these small functions, so a change of shape there is fixe
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,8 +170,34 @@ def new_snapshotter(rootfs: Path, extra_ignore: Sequence[str]) -> Any:
     return Snapshotter(rootfs, ignore)
 
 
-def diff_parts(diff: Any) -> tuple[list[str], list[str], list[str]]:
-    return list(diff.changed), list(diff.deleted), list(diff.opaque_dirs)
+def full_diff(snapshotter: Any) -> tuple[list[str], list[str], list[str]]:
+    """The snapshotter's diff minus directories whose only change is their timestamps and
+    that hold nothing else that changed. RUN's own plumbing (resolv.conf and hosts made and
+    removed in /etc, a temp file made and deleted) leaves exactly that behind; it is not a
+    change of the image, and without this filter `RUN true` would make a layer."""
+    before = snapshotter.index  # diff() swaps in a new dict; this one stays as it was
+    diff = snapshotter.diff()
+    after = snapshotter.index
+    changed = list(diff.changed)
+    deleted = list(diff.deleted)
+    opaque = list(diff.opaque_dirs)
+    candidates: set[str] = set()
+    for path in changed:
+        old, new = before.get(path), after.get(path)
+        if old is None or new is None or not (stat.S_ISDIR(old.mode) and stat.S_ISDIR(new.mode)):
+            continue
+        if (old.mode, old.uid, old.gid) == (new.mode, new.uid, new.gid):
+            candidates.add(path)
+    real = [p for p in changed if p not in candidates] + deleted + opaque
+    needed: set[str] = set(opaque)
+    for path in real:  # every ancestor of a real change stays, as its parent entry
+        while "/" in path:
+            path = path.rsplit("/", 1)[0]
+            if path in needed:
+                break
+            needed.add(path)
+    keep = {p for p in changed if p not in candidates or p in needed}
+    return [p for p in changed if p in keep], deleted, opaque
 
 
 def snapshot_paths(snapshotter: Any, paths: Sequence[str]) -> list[str]:

@@ -125,8 +125,7 @@ class StageRunner:
     def snapshot_full(self) -> LayerBlob | None:
         self.log.info("Taking snapshot of full filesystem...")
         started = time.monotonic()
-        diff = self.snapshotter.diff()
-        changed, deleted, opaque = adapt.diff_parts(diff)
+        changed, deleted, opaque = adapt.full_diff(self.snapshotter)
         if not changed and not deleted and not opaque:
             self.log.info("No files changed in this command, skipping snapshotting.")
             return None

@@ -156,7 +156,7 @@ def test_no_push_tarball_and_oci_layout(e2e: E2E, tmp_path: Path) -> None:
     ).ok()
     assert "Skipping push" in b.log
     digest = (tmp_path / "digest").read_text()
-    from_layout = json.loads(run(["skopeo", "inspect", f"oci:{layout}"]))
+    from_layout = json.loads(run(["skopeo", "inspect", f"oci:{layout}:v2"]))
     assert from_layout["Digest"] == digest
     from_tar = json.loads(run(["skopeo", "inspect", f"docker-archive:{tar}"]))
     assert len(from_tar["Layers"]) == 2
