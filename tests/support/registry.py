@@ -85,6 +85,7 @@ def _config_yaml(
     port: int,
     storage: Path,
     tls: tuple[Path, Path] | None,
+    client_ca: Path | None,
     htpasswd: Path | None,
     token: TokenAuthConfig | None,
     proxy_url: str | None,
@@ -109,6 +110,8 @@ def _config_yaml(
     ]
     if tls:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+        if client_ca:
+            lines += ["    clientcas:", f"      - {client_ca}"]
     if htpasswd:
         lines += ["auth:", "  htpasswd:", "    realm: brickyard-test", f"    path: {htpasswd}"]
     elif token:
@@ -130,6 +133,8 @@ def start_registry(
     *,
     tls: tuple[Path, Path] | None = None,
     ca_cert: Path | None = None,
+    client_ca: Path | None = None,
+    client_cert: tuple[Path, Path] | None = None,
     users: dict[str, str] | None = None,
     token: TokenAuthConfig | None = None,
     proxy_url: str | None = None,
@@ -149,6 +154,7 @@ def start_registry(
                 port=port,
                 storage=storage,
                 tls=tls,
+                client_ca=client_ca,
                 htpasswd=htpasswd,
                 token=token,
                 proxy_url=proxy_url,
@@ -175,21 +181,24 @@ def start_registry(
             ca_cert=ca_cert,
             users=dict(users or {}),
         )
-        if _wait_ready(reg, timeout):
+        if _wait_ready(reg, timeout, client_cert):
             return reg
         reg.stop()
         last_error = reg.log()[-2000:]
     raise RuntimeError(f"docker-registry did not start: {last_error}")
 
 
-def _wait_ready(reg: RunningRegistry, timeout: float) -> bool:
+def _wait_ready(
+    reg: RunningRegistry, timeout: float, client_cert: tuple[Path, Path] | None = None
+) -> bool:
     deadline = time.monotonic() + timeout
     verify: bool | str = str(reg.ca_cert) if reg.ca_cert else False
     while time.monotonic() < deadline:
         if reg.process.poll() is not None:
             return False
         with contextlib.suppress(requests.RequestException):
-            r = requests.get(f"{reg.url}/v2/", timeout=2, verify=verify)
+            cert = (str(client_cert[0]), str(client_cert[1])) if client_cert else None
+            r = requests.get(f"{reg.url}/v2/", timeout=2, verify=verify, cert=cert)
             if r.status_code in (200, 401):
                 return True
         time.sleep(0.05)
@@ -204,6 +213,8 @@ class TlsFiles:
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    client_cert: Path
+    client_key: Path
 
 
 def make_tls(dest: Path, *, common_name: str = "brickyard test CA") -> TlsFiles:
@@ -264,16 +275,40 @@ def make_tls(dest: Path, *, common_name: str = "brickyard test CA") -> TlsFiles:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    files = TlsFiles(dest / "ca.pem", dest / "server.pem", dest / "server.key")
-    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.server_key.write_bytes(
-        key.private_bytes(
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "brickyard client")]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(
+        dest / "ca.pem",
+        dest / "server.pem",
+        dest / "server.key",
+        dest / "client.pem",
+        dest / "client.key",
+    )
+
+    def pem_key(k: ec.EllipticCurvePrivateKey) -> bytes:
+        return k.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         )
-    )
+
+    files.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.server_key.write_bytes(pem_key(key))
+    files.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    files.client_key.write_bytes(pem_key(client_key))
     return files
 
 

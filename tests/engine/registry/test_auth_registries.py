@@ -194,3 +194,34 @@ def test_registry_map_falls_back_to_original_unless_told_not_to(
         assert empty.host in str(err.value)
     finally:
         empty.stop()
+
+
+# ---- mutual TLS (--registry-client-cert) ----
+
+
+def test_registry_client_cert_for_mutual_tls(tmp_path: Path, busybox: ResolvedImage) -> None:
+    from tests.support.registry import make_tls
+
+    tls = make_tls(tmp_path / "tls")
+    reg = start_registry(
+        tmp_path / "reg",
+        tls=(tls.server_cert, tls.server_key),
+        ca_cert=tls.ca_cert,
+        client_ca=tls.ca_cert,
+        client_cert=(tls.client_cert, tls.client_key),
+    )
+    try:
+        ca = {reg.host: str(tls.ca_cert)}
+        ref = Reference.parse(f"{reg.host}/mtls/busybox:1")
+        with pytest.raises(RegistryError) as err:
+            client_for({}, registry_certificate=ca).check_push_permission(ref)
+        assert reg.host in str(err.value)
+        client = client_for(
+            {},
+            registry_certificate=ca,
+            registry_client_cert={reg.host: f"{tls.client_cert},{tls.client_key}"},
+        )
+        digest = copy_into(busybox, client_for({}), client, ref, tmp_path / "blobs")
+        assert client.resolve_image(ref, "linux/amd64").manifest_digest == digest
+    finally:
+        reg.stop()
