@@ -197,7 +197,9 @@ def make_plan(
     """Build the Plan. `workdir` receives remote contexts (tar, git, https)."""
     request = ContextRequest(workdir=workdir / "context", git=options.git, stdin=stdin, env=env)
     context_dir = open_context(options.context, request, options.context_sub_path or None)
-    dockerfile = resolve_dockerfile_path(options.dockerfile, context_dir, cwd)
+    dockerfile = resolve_dockerfile_path(
+        options.dockerfile, context_dir, cwd, download_dir=workdir / "dockerfile"
+    )
     try:
         text = dockerfile.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

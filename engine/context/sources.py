@@ -172,7 +172,9 @@ def extract_tar_stream(stream: IO[bytes], dest: Path, *, name: str) -> None:
         with tarfile.open(fileobj=_decompressed(stream), mode="r|*") as tar:
             for member in tar:
                 _check_member(member, root, name)
-                tar.extract(member, root, set_attrs=True, filter="fully_trusted")
+                tar.extract(
+                    member, root, set_attrs=True, numeric_owner=True, filter="fully_trusted"
+                )
     except tarfile.TarError as err:
         raise ContextError(f"build context tarball {name} is not a valid tar: {err}") from None
     except (EOFError, OSError) as err:
@@ -387,9 +389,19 @@ def _clear(directory: Path) -> None:
 # ---------------------------------------------------------------- Dockerfile path
 
 
-def resolve_dockerfile_path(dockerfile: str, context_dir: Path, cwd: Path | None = None) -> Path:
+def resolve_dockerfile_path(
+    dockerfile: str,
+    context_dir: Path,
+    cwd: Path | None = None,
+    *,
+    download_dir: Path | None = None,
+    verify_tls: bool = True,
+) -> Path:
     """kaniko's resolveDockerfilePath: as given (absolute or cwd-relative) if it exists,
-    else relative to the context. http(s) Dockerfiles are fetched by the caller."""
+    else relative to the context. An http(s):// Dockerfile is downloaded into
+    `download_dir` (a fresh temporary directory when None)."""
+    if dockerfile.startswith(("http://", "https://")):
+        return fetch_dockerfile(dockerfile, download_dir, verify_tls=verify_tls)
     given = Path(dockerfile)
     first = given if given.is_absolute() else (cwd or Path.cwd()) / given
     if first.is_file():
@@ -401,3 +413,23 @@ def resolve_dockerfile_path(dockerfile: str, context_dir: Path, cwd: Path | None
         f"please provide a valid path to a Dockerfile within the build context with "
         f"--dockerfile ({dockerfile} not found)"
     )
+
+
+def fetch_dockerfile(url: str, download_dir: Path | None, *, verify_tls: bool = True) -> Path:
+    """Download a Dockerfile given as an http(s) URL (kaniko accepts those for -f)."""
+    import requests
+
+    target_dir = download_dir or Path(tempfile.mkdtemp(prefix="brickyard-dockerfile-"))
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / "Dockerfile"
+    shown = _redact(url)
+    try:
+        with requests.get(url, stream=True, timeout=60, verify=verify_tls) as resp:
+            if resp.status_code != 200:
+                raise ContextError(f"Dockerfile {shown}: HTTP {resp.status_code}")
+            with open(target, "wb") as fh:
+                for chunk in resp.iter_content(chunk_size=1 << 16):
+                    fh.write(chunk)
+    except requests.RequestException as err:
+        raise ContextError(f"Dockerfile {shown}: {type(err).__name__}") from None
+    return target

@@ -161,3 +161,22 @@ def test_plan_uses_the_dockerfile_specific_dockerignore(
     data = plan_json(["-c", str(context)], capsys)
     assert data["dockerignore"].endswith("Dockerfile.dockerignore")
     assert data["stages"][0]["instructions"][4]["sources"][0]["files"] == ["b.txt"]
+
+
+def test_plan_copy_exclude_is_relative_to_the_copied_source(
+    context: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY --exclude=*.txt --exclude=src/pkg . /app\nCOPY --exclude=*.py src /s\n"
+    )
+    data = plan_json(["-c", str(context)], capsys)
+    whole, src = (i["sources"][0]["files"] for i in data["stages"][0]["instructions"])
+    # Moby pattern rules: "*.txt" stays at the top level of what is copied
+    assert whole == [
+        ".dockerignore",
+        "Dockerfile",
+        "docs/README.md",
+        "docs/guide.txt",
+        "src/main.py",
+    ]
+    assert src == ["src/pkg/m.py"]

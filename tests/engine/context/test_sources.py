@@ -296,3 +296,14 @@ def test_dockerfile_path_resolution_like_kaniko(tmp_path: Path) -> None:
     assert resolve_dockerfile_path("Dockerfile", ctx, cwd=tmp_path) == tmp_path / "Dockerfile"
     with pytest.raises(ContextError, match="valid path to a Dockerfile"):
         resolve_dockerfile_path("nope", ctx, cwd=tmp_path)
+
+
+def test_dockerfile_url_is_downloaded(tmp_path: Path, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/Dockerfile").respond_with_data("FROM scratch\n")
+    httpserver.expect_request("/gone").respond_with_data("", status=404)
+    got = resolve_dockerfile_path(
+        httpserver.url_for("/Dockerfile"), tmp_path, download_dir=tmp_path
+    )
+    assert got.read_text() == "FROM scratch\n"
+    with pytest.raises(ContextError, match="HTTP 404"):
+        resolve_dockerfile_path(httpserver.url_for("/gone"), tmp_path, download_dir=tmp_path)
