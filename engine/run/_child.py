@@ -62,9 +62,20 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-def enter_user_namespace(uid: int, gid: int) -> None:
-    """Map the caller's uid/gid to 0 inside a new user namespace (single mapping)."""
+def enter_user_namespace(uid: int, gid: int, sync_fds: list[int] | None = None) -> None:
+    """A new user namespace with the caller as uid/gid 0. With sync_fds the parent maps
+    the caller's /etc/subuid range too (newuidmap/newgidmap on our pid), so other ids
+    exist inside; otherwise a single mapping of the caller only."""
     unshare(CLONE_NEWUSER)
+    if sync_fds:
+        ready, ack = sync_fds
+        os.write(ready, b"1")
+        answer = os.read(ack, 1)
+        os.close(ready)
+        os.close(ack)
+        if answer != b"1":
+            raise SetupError("rootless: newuidmap/newgidmap could not map this step's ids")
+        return
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"0 {uid} 1\n")
     _write("/proc/self/gid_map", f"0 {gid} 1\n")
@@ -127,14 +138,19 @@ def setup_mounts(spec: dict) -> None:
 
 def become_user(spec: dict) -> None:
     uid, gid, groups = spec["uid"], spec["gid"], spec["groups"]
-    if spec["mode"] == "rootless":
+    if spec["mode"] == "rootless" and not spec.get("sync_fds"):
         if uid != 0 or gid != 0 or groups:
             # A single-id mapping knows only root; other ids would be EINVAL.
             raise SetupError(f"rootless isolation maps only uid 0; cannot switch to {uid}:{gid}")
         return
-    os.setgroups(groups)
-    os.setgid(gid)
-    os.setuid(uid)
+    try:
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as e:
+        if spec["mode"] == "rootless":  # EINVAL: the id is outside the subuid/subgid range
+            raise SetupError(f"rootless: cannot switch to {uid}:{gid}: {e.strerror}") from None
+        raise
 
 
 def exec_command(spec: dict) -> None:
@@ -200,10 +216,11 @@ def main() -> int:
     if spec.get("probe"):
         return probe(spec)
     report = spec["report_fd"]
-    os.set_inheritable(report, False)
+    for fd in [report, *(spec.get("sync_fds") or [])]:
+        os.set_inheritable(fd, False)
     try:
         if spec["mode"] == "rootless":
-            enter_user_namespace(spec["host_uid"], spec["host_gid"])
+            enter_user_namespace(spec["host_uid"], spec["host_gid"], spec.get("sync_fds"))
         if spec["use_mounts"]:
             unshare(CLONE_NEWNS | CLONE_NEWPID)
             mount(None, "/", None, MS_REC | MS_PRIVATE)

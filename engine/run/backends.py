@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.errors import BuildError
+from engine.run.idmap import subid_map
 from engine.run.prepare import prepare_rootfs
 from engine.run.spawn import probe_child, run_child, spec_for
 from engine.run.user import resolve_user
@@ -90,8 +91,9 @@ class ChrootIsolation:
 
 
 class RootlessIsolation:
-    """A user namespace mapping the caller to uid 0, plus mount+pid namespaces and chroot.
-    Files the step creates are owned by the caller on disk (uid 0 inside)."""
+    """A user namespace mapping the caller to uid 0 (and its /etc/subuid range to 1..N),
+    plus mount+pid namespaces and chroot. On disk, files the step makes as root belong
+    to the caller, those made as uid N>0 to subuid_start+N-1."""
 
     name = "rootless"
 
@@ -129,7 +131,8 @@ class RootlessIsolation:
                 mountpoints=prep.mountpoints,
                 binds=prep.binds,
             )
-            return run_child(spec, step_label=step_label, out=out)
+            id_map = subid_map(os.geteuid(), os.getegid())
+            return run_child(spec, step_label=step_label, out=out, id_map=id_map)
         finally:
             prep.restore()
 

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import BuildError
+from engine.run.idmap import IdMap
 
 CHILD = Path(__file__).with_name("_child.py")
 SETUP_FAILED = 125
 # After the step's main process exits and its group is killed, how long a writer that
 # escaped the group (setsid) may keep the output pipe open before we stop reading.
 DRAIN_SECONDS = 2.0
+MAP_TIMEOUT = 30.0  # seconds a child may take to reach unshare(CLONE_NEWUSER)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -98,27 +100,37 @@ def kill_rooted_at(rootfs: str) -> None:
             continue
 
 
-def run_child(spec: Mapping[str, Any], *, step_label: str, out: TextIO) -> int:
+def run_child(
+    spec: Mapping[str, Any], *, step_label: str, out: TextIO, id_map: IdMap | None = None
+) -> int:
     """Run the helper in its own session (process group = its pid), stdin /dev/null,
     stdout+stderr into one pipe streamed to out. Returns the command's exit status;
     raises BuildError when the helper failed before the command started."""
     report_r, report_w = os.pipe()
     out_r, out_w = os.pipe()
+    # With an id map the child stops after unshare(CLONE_NEWUSER) until we have mapped it.
+    ready_r, ready_w = os.pipe() if id_map else (-1, -1)
+    ack_r, ack_w = os.pipe() if id_map else (-1, -1)
+    child_fds = (report_w, ready_w, ack_r) if id_map else (report_w,)
+    extra = {"sync_fds": [ready_w, ack_r]} if id_map else {}
     try:
         proc = subprocess.Popen(
-            _child_cmd({**spec, "report_fd": report_w}),
+            _child_cmd({**spec, **extra, "report_fd": report_w}),
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=out_w,
-            pass_fds=(report_w,),
+            pass_fds=child_fds,
             start_new_session=True,
         )
     except BaseException:
-        for fd in (report_r, report_w, out_r, out_w):
-            os.close(fd)
+        for fd in (report_r, report_w, out_r, out_w, ready_r, ready_w, ack_r, ack_w):
+            if fd >= 0:
+                os.close(fd)
         raise
-    os.close(report_w)
-    os.close(out_w)
+    for fd in (*child_fds, out_w):
+        os.close(fd)
+    if id_map:
+        _map_child(proc, id_map, ready_r, ack_w)
     writer = _LineWriter(out, step_label)
 
     def reap() -> None:
@@ -139,6 +151,21 @@ def run_child(spec: Mapping[str, Any], *, step_label: str, out: TextIO) -> int:
     if status == SETUP_FAILED and report:
         raise BuildError(report.strip().splitlines()[-1])
     return status
+
+
+def _map_child(proc: subprocess.Popen[bytes], id_map: IdMap, ready_r: int, ack_w: int) -> None:
+    answer = b"0"
+    try:
+        ready, _, _ = select.select([ready_r], [], [], MAP_TIMEOUT)
+        if ready and os.read(ready_r, 1) == b"1":
+            id_map.apply(proc.pid)
+            answer = b"1"
+    finally:
+        # The child reports a refusal itself (setup failure) and exits.
+        with contextlib.suppress(BrokenPipeError):
+            os.write(ack_w, answer)
+        os.close(ready_r)
+        os.close(ack_w)
 
 
 def _pump(

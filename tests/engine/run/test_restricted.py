@@ -162,3 +162,39 @@ def test_rootless_as_unprivileged_user_maps_caller_to_root(nobody_rootfs: Path) 
     assert "maps only uid 0" in results[2]["error"]
     assert not os.path.lexists(nobody_rootfs / "etc/resolv.conf")
     assert os.listdir(nobody_rootfs / "dev") == []
+
+
+@pytest.fixture
+def nobody_subids() -> Iterator[int]:
+    """Give uid 65534 a subordinate id range, as an admin would for a rootless build user;
+    /etc/subuid and /etc/subgid are put back byte for byte afterwards."""
+    start = 300000
+    saved: dict[Path, bytes | None] = {}
+    for path in (Path("/etc/subuid"), Path("/etc/subgid")):
+        saved[path] = path.read_bytes() if path.exists() else None
+        with path.open("a") as f:
+            f.write(f"nobody:{start}:65536\n")
+    try:
+        yield start
+    finally:
+        for path, content in saved.items():
+            if content is None:
+                path.unlink()
+            else:
+                path.write_bytes(content)
+
+
+def test_rootless_with_subordinate_ids_switches_user(
+    nobody_rootfs: Path, nobody_subids: int
+) -> None:
+    nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    steps = [
+        {"sh": "id -u; id -G; touch /tmp/by-app", "user": "app"},
+        {"sh": "id -u; touch /tmp/by-root"},
+    ]
+    results = run_steps(nobody, python_for_nobody(), nobody_rootfs, steps)
+    assert step_lines(results[0]) == ["s 1000", "s 1000 50"], results
+    assert step_lines(results[1]) == ["s 0"]
+    # inside uid N > 0 is subuid_start + N - 1 on disk; root is the caller
+    assert (nobody_rootfs / "tmp/by-app").stat().st_uid == nobody_subids + 999
+    assert (nobody_rootfs / "tmp/by-root").stat().st_uid == NOBODY

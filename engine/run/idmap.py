@@ -1,0 +1,65 @@
+"""Rootless id mapping: the caller is root inside, and its /etc/subuid and /etc/subgid
+ranges (if any) are ids 1..N, mapped by the setuid helpers newuidmap/newgidmap, as podman
+and buildah do. Without a range only uid/gid 0 exist inside the step."""
+
+from __future__ import annotations
+
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import BuildError
+
+
+@dataclass(frozen=True)
+class IdMap:
+    uid_args: tuple[str, ...]  # newuidmap's "inside outside count" triples
+    gid_args: tuple[str, ...]
+    newuidmap: str
+    newgidmap: str
+
+    def apply(self, pid: int) -> None:
+        for tool, args in ((self.newuidmap, self.uid_args), (self.newgidmap, self.gid_args)):
+            res = subprocess.run(
+                [tool, str(pid), *args], capture_output=True, text=True, check=False
+            )
+            if res.returncode != 0:
+                detail = (res.stderr.strip().splitlines() or ["failed"])[-1]
+                raise BuildError(f"rootless: {Path(tool).name}: {detail}")
+
+
+def _range(path: Path, owners: tuple[str, ...]) -> tuple[int, int] | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) != 3 or fields[0] not in owners:
+            continue
+        start, count = fields[1], fields[2]
+        if start.isdigit() and count.isdigit() and int(count) > 0:
+            return int(start), int(count)
+    return None
+
+
+def subid_map(euid: int, egid: int, etc: Path = Path("/etc")) -> IdMap | None:
+    """The mapping for this caller, or None when it has no subordinate ids or the helpers
+    are missing (then the single-id mapping is used)."""
+    try:
+        name = pwd.getpwuid(euid).pw_name
+    except KeyError:
+        name = str(euid)
+    owners = (name, str(euid))
+    uids, gids = _range(etc / "subuid", owners), _range(etc / "subgid", owners)
+    newuidmap, newgidmap = shutil.which("newuidmap"), shutil.which("newgidmap")
+    if not (uids and gids and newuidmap and newgidmap):
+        return None
+    return IdMap(
+        uid_args=("0", str(euid), "1", "1", str(uids[0]), str(uids[1])),
+        gid_args=("0", str(egid), "1", "1", str(gids[0]), str(gids[1])),
+        newuidmap=newuidmap,
+        newgidmap=newgidmap,
+    )
