@@ -16,7 +16,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -26,6 +27,7 @@ import requests
 import urllib3
 
 from engine.errors import AuthError, DigestMismatch, ImageError, ManifestUnknown, RegistryError
+from engine.image.layout import ImageBlobs
 from engine.image.model import (
     MANIFEST_ACCEPT,
     Descriptor,
@@ -33,6 +35,7 @@ from engine.image.model import (
     Index,
     Manifest,
     Platform,
+    descriptor_for,
     host_platform,
     parse_manifest,
 )
@@ -554,6 +557,32 @@ class RegistryClient:
                     raise
                 self._sleep(min(8.0, 1.0 * 2**attempt))
         raise AssertionError("unreachable")
+
+    def push_image(
+        self,
+        refs: Sequence[Reference],
+        image: ImageBlobs,
+        *,
+        mount_from: Reference | None = None,
+        parallel: int = 3,
+    ) -> str:
+        """Push layers (in parallel), config, then the manifest once per destination.
+        Tags are written last, so a failed push leaves every tag where it was."""
+        config_desc = descriptor_for(image.config, "")
+        with tempfile.TemporaryDirectory(prefix="brickyard-config-") as tmp:
+            config_path = Path(tmp) / "config"
+            config_path.write_bytes(image.config)
+            for repo in {(r.registry, r.repository): r for r in refs}.values():
+                jobs = [(d, p) for d, p in image.layers] + [(config_desc, config_path)]
+                src = mount_from if mount_from and mount_from.registry == repo.registry else None
+                with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                    futures = [pool.submit(self.push_blob, repo, d, p, src) for d, p in jobs]
+                    for f in futures:
+                        f.result()
+        digest = ""
+        for ref in refs:
+            digest = self.put_manifest(ref, image.manifest, image.manifest_media_type)
+        return digest
 
     def check_push_permission(self, ref: Reference) -> None:
         """kaniko's CheckPushPermissions: start (and cancel) an upload with push scope."""

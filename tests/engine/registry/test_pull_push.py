@@ -189,3 +189,19 @@ def test_push_permission_check_and_manifest_per_tag(
             img.manifest_digest
         )
         assert client.head_manifest(dst) == img.manifest_digest
+
+
+def test_push_image_to_several_tags_read_by_skopeo(
+    busybox_image: str, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    from engine.image.layout import ImageBlobs
+
+    client = make_client()
+    img = client.resolve_image(Reference.parse(busybox_image), "linux/amd64")
+    layers = [(d, client.fetch_blob(img.source, d, tmp_path / d.digest)) for d in img.layers]
+    blobs = ImageBlobs(img.manifest_bytes, img.manifest.media_type, img.config_bytes, layers)
+    refs = [Reference.parse(f"{registry.host}/pushed/app:{t}") for t in ("1.0", "latest")]
+    digest = client.push_image(refs, blobs, mount_from=img.source)
+    assert digest == img.manifest_digest
+    for ref in refs:
+        assert skopeo_inspect(str(ref))["Digest"] == digest
