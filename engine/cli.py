@@ -124,11 +124,15 @@ def _run_plan(argv: Sequence[str], env: Mapping[str, str]) -> int:
 def _run_warm(argv: Sequence[str], env: Mapping[str, str]) -> int:
     options = parse_warmer_options(argv, env, warn=_warn)
     try:
-        module = importlib.import_module("engine.cache.warmer")
-    except ModuleNotFoundError:
+        module = importlib.import_module("engine.cache.warm")
+    except ModuleNotFoundError as err:
+        if err.name != "engine.cache.warm":
+            raise
         raise BrickyardError("brickyard warm is not available in this version") from None
-    warm: Callable[..., Any] = module.warm
-    warm(options, env)
+    warm: Callable[..., Any] | None = getattr(module, "warm", None)
+    if warm is None:
+        raise BrickyardError("brickyard warm is not available in this version")
+    warm(options, env)  # engine.cache.warm.warm(options: WarmerOptions, env)
     return 0
 
 

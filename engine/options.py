@@ -694,6 +694,10 @@ def check_implemented_flags(opts: BuildOptions) -> None:
 # ---------------------------------------------------------------- warmer (`brickyard warm`)
 
 
+# Flip when engine.cache.warm.warm(options: WarmerOptions, env) lands.
+WARMER_IMPLEMENTED = False
+
+
 def _warmer_table() -> tuple[Option, ...]:
     # kaniko's warmer binary: its own short forms (-c is --cache-dir, -f --force, -d dockerfile)
     r = dataclasses.replace
@@ -707,7 +711,7 @@ def _warmer_table() -> tuple[Option, ...]:
         _o("image", "list", (), "Image to cache. Repeatable.", _CACHE, short="i", metavar="IMAGE"),
         r(BY_NAME["cache-dir"], short="c"),
         _o("force", "bool", False, "Overwrite images already in the cache.", _MISC, short="f"),
-        r(BY_NAME["custom-platform"], implemented=False),
+        BY_NAME["custom-platform"],
         _o(
             "dockerfile",
             "str",
@@ -717,8 +721,8 @@ def _warmer_table() -> tuple[Option, ...]:
             short="d",
         ),
     ]
-    table += [r(BY_NAME[n], implemented=False) for n in shared]
-    return tuple(r(o, implemented=False) for o in table)
+    table += [BY_NAME[n] for n in shared]
+    return tuple(r(o, implemented=WARMER_IMPLEMENTED) for o in table)
 
 
 WARMER_OPTIONS: tuple[Option, ...] = _warmer_table()
