@@ -74,13 +74,15 @@ def _continuation_re(token: str) -> re.Pattern[str]:
 
 
 @dataclass
-class _Node:
+class Node:
+    """BuildKit's AST node for one instruction, before the instruction checks."""
+
     raw_cmd: str
     original: str
     flags: tuple[str, ...]
     values: tuple[str, ...]
     json_form: bool = False
-    sub: _Node | None = None
+    sub: Node | None = None
     legacy_form: bool = False
     heredocs: list[Heredoc] = field(default_factory=list)
 
@@ -358,13 +360,13 @@ def _health(rest: str) -> tuple[tuple[str, ...], bool]:
     return (typ, *cmd), json_form
 
 
-def _node_from_line(line: str, d: _Directives) -> _Node:
+def _node_from_line(line: str, d: _Directives) -> Node:
     raw_cmd, flags, rest = _split_command(line)
     kw = raw_cmd.lower()
     values: tuple[str, ...] = ()
     json_form = False
     legacy = False
-    sub: _Node | None = None
+    sub: Node | None = None
     if kw in ("add", "copy", "volume"):
         values, json_form = _maybe_json_to_list(rest)
     elif kw in ("cmd", "entrypoint", "run", "shell"):
@@ -385,10 +387,10 @@ def _node_from_line(line: str, d: _Directives) -> _Node:
             values, json_form = sub.values, sub.json_form
     else:
         values = ("",)  # BuildKit's parseIgnore: unknown keywords parse, fail later
-    return _Node(raw_cmd, line, flags, values, json_form, sub, legacy)
+    return Node(raw_cmd, line, flags, values, json_form, sub, legacy)
 
 
-def _can_contain_heredoc(node: _Node) -> bool:
+def _can_contain_heredoc(node: Node) -> bool:
     target = node.sub if node.raw_cmd.lower() == "onbuild" and node.sub else node
     return target.raw_cmd.upper() in _HEREDOC_KEYWORDS and not target.json_form
 
@@ -436,12 +438,13 @@ def _heredocs_from_line(line: str) -> list[Heredoc]:
 # the file loop
 
 
-def _parse_nodes(
-    text: str, filename: str
-) -> tuple[list[tuple[_Node, int, int]], _Directives, list[str]]:
+def parse_nodes(
+    text: str, filename: str = "Dockerfile"
+) -> tuple[list[tuple[Node, int, int]], _Directives, list[str]]:
+    """BuildKit's `parser.Parse`: (node, first line, last line) per instruction."""
     d = _Directives()
     lines = _split_on_lf(text)
-    nodes: list[tuple[_Node, int, int]] = []
+    nodes: list[tuple[Node, int, int]] = []
     warnings: list[str] = []
     current = 0
     i = 0
@@ -533,7 +536,7 @@ def _at_least_one(kw: str) -> str:
     return f"{kw} requires at least one argument"
 
 
-def _check(node: _Node, kw: str, flag_values: tuple[tuple[str, str], ...]) -> None:
+def _check(node: Node, kw: str, flag_values: tuple[tuple[str, str], ...]) -> None:
     args = node.values
     if kw == "FROM":
         if len(args) not in (1, 3) or (len(args) == 3 and args[1].lower() != "as"):
@@ -605,7 +608,7 @@ def _check_healthcheck(args: tuple[str, ...], flag_values: tuple[tuple[str, str]
                 raise _ParseError(f"{name} cannot be less than 1ms")
 
 
-def _to_instruction(node: _Node, start: int, end: int, *, nested: bool = False) -> Instruction:
+def _to_instruction(node: Node, start: int, end: int, *, nested: bool = False) -> Instruction:
     kw = node.raw_cmd.upper()
     if kw not in KEYWORDS:
         raise _ParseError(f"unknown instruction: {node.raw_cmd}")
@@ -644,7 +647,7 @@ def _to_instruction(node: _Node, start: int, end: int, *, nested: bool = False) 
 
 def parse_dockerfile(text: str, *, filename: str = "Dockerfile") -> Dockerfile:
     """Parse Dockerfile text; raises DockerfileError naming file and line."""
-    nodes, d, warnings = _parse_nodes(text, filename)
+    nodes, d, warnings = parse_nodes(text, filename)
     instructions = []
     for node, start, end in nodes:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.dockerfile import expand, expand_words
@@ -85,22 +85,29 @@ def test_words_split_after_expansion_but_not_inside_quotes() -> None:
     assert expand_words('"" a', ENV) == ["a"]
 
 
+# No example database: the suite must not write into the work tree.
+settings.register_profile("dockerfile-frontend", database=None, max_examples=60, deadline=None)
+quick = settings.get_profile("dockerfile-frontend")
+
 plain = st.text(alphabet=st.characters(blacklist_characters="$'\"\\`{}"), max_size=30)
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 values = st.text(max_size=20)
 
 
+@quick
 @given(plain)
 def test_text_without_specials_is_unchanged(text: str) -> None:
     assert expand(text, ENV) == text
 
 
+@quick
 @given(names, values)
 def test_braced_and_bare_reference_give_the_value(name: str, value: str) -> None:
     assert expand("${" + name + "}", {name: value}) == value
     assert expand("$" + name, {name: value}) == value
 
 
+@quick
 @given(names, values, plain)
 def test_default_forms(name: str, value: str, word: str) -> None:
     env = {name: value}
@@ -111,6 +118,7 @@ def test_default_forms(name: str, value: str, word: str) -> None:
     assert expand("${" + name + "+" + word + "}", env) == word
 
 
+@quick
 @given(names, st.text(alphabet="abc./", max_size=12), st.text(alphabet="abc./", max_size=3))
 def test_prefix_and_suffix_removal_match_python(name: str, value: str, lit: str) -> None:
     env = {name: value}
@@ -122,17 +130,20 @@ def test_prefix_and_suffix_removal_match_python(name: str, value: str, lit: str)
     assert expand("${" + name + "%/*}", env) == longest
 
 
+@quick
 @given(names, st.text(alphabet="abc", max_size=12), st.sampled_from(["a", "b", "ab"]))
 def test_replace_all_matches_str_replace(name: str, value: str, pat: str) -> None:
     assert expand("${" + name + "//" + pat + "/X}", {name: value}) == value.replace(pat, "X")
     assert expand("${" + name + "/" + pat + "/X}", {name: value}) == value.replace(pat, "X", 1)
 
 
+@quick
 @given(st.text(alphabet=st.characters(blacklist_characters="'"), max_size=30))
 def test_single_quotes_keep_everything(text: str) -> None:
     assert expand("'" + text + "'", ENV) == text
 
 
+@quick
 @given(st.lists(st.text(alphabet="abcxyz-_./", min_size=1, max_size=6), max_size=6))
 def test_words_split_on_whitespace(words: list[str]) -> None:
     assert expand_words("  ".join(words), {}) == words

@@ -113,6 +113,15 @@ def test_repeated_directive_is_an_error() -> None:
         parse_dockerfile("# escape=`\n# escape=\\\nFROM a")
 
 
+def test_check_directive_is_a_directive_like_in_current_buildkit() -> None:
+    # BuildKit >= 0.14 knows `check`; so a later `escape` still counts and a repeat fails.
+    df = parse_dockerfile("# check=error=true\n# escape=`\nFROM a\nRUN a `\n b\n")
+    assert df.directive("check") == "error=true"
+    assert df.instructions[1].args == ("a  b",)
+    with pytest.raises(DockerfileError, match="only one check parser directive"):
+        parse_dockerfile("# check=a\n# check=b\nFROM a")
+
+
 def test_invalid_escape_token() -> None:
     with pytest.raises(DockerfileError, match="invalid escape token"):
         parse_dockerfile("# escape=x\nFROM a")
