@@ -30,11 +30,12 @@ def script(server: HTTPServer, path: str, responses: list[Response]) -> None:
     server.expect_request(path).respond_with_handler(lambda request: queue.pop(0))
 
 
-def make(server: HTTPServer, sleeps: list[float], **cfg: object) -> tuple[RegistryClient, str]:
+def make(
+    server: HTTPServer, sleeps: list[float], attempts: int = 3, **cfg: object
+) -> tuple[RegistryClient, str]:
     server.expect_request("/v2/").respond_with_data("{}", status=200)
-    config = RegistryConfig(
-        env={}, retry=RetryPolicy(attempts=3, base_delay=0.2, max_delay=0.4), **cfg
-    )  # type: ignore[arg-type]
+    policy = RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=0.4)
+    config = RegistryConfig(env={}, retry=policy, **cfg)  # type: ignore[arg-type]
     return RegistryClient(config, sleep=sleeps.append), f"localhost:{server.port}"
 
 
@@ -162,3 +163,72 @@ def test_schema1_manifest_gets_clear_error(httpserver: HTTPServer) -> None:
 
     with pytest.raises(ImageError, match="schema 1"):
         client.resolve_image(Reference.parse(f"{host}/a/b:old"), "linux/amd64")
+
+
+def test_image_download_retry_repeats_whole_resolution(httpserver: HTTPServer) -> None:
+    sleeps: list[float] = []
+    # one attempt per request, so only --image-download-retry can repeat the 500
+    client, host = make(httpserver, sleeps, attempts=1, download_retries=1)
+    script(httpserver, "/v2/a/b/manifests/1", [Response("", status=500), Response("", status=404)])
+    from engine.errors import ManifestUnknown
+
+    with pytest.raises(ManifestUnknown):  # second round got the registry's real answer
+        client.resolve_image(Reference.parse(f"{host}/a/b:1"), "linux/amd64")
+    assert len(sleeps) == 1
+
+
+def test_manifest_whose_digest_header_lies_is_refused(httpserver: HTTPServer) -> None:
+    from engine.errors import DigestMismatch
+
+    client, host = make(httpserver, [])
+    httpserver.expect_request("/v2/a/b/manifests/1").respond_with_data(
+        MANIFEST, content_type=OCI_MANIFEST, headers={"Docker-Content-Digest": "sha256:" + "f" * 64}
+    )
+    with pytest.raises(DigestMismatch, match=f"registry {host} repository a/b"):
+        client.get_manifest(Reference.parse(f"{host}/a/b:1"))
+
+
+def test_blob_redirect_followed_and_oversized_blob_refused(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    from engine.errors import DigestMismatch
+
+    client, host = make(httpserver, [])
+    data = b"0123456789"
+    desc = Descriptor(OCI_LAYER_GZIP, "sha256:" + hashlib.sha256(data).hexdigest(), 10)
+    httpserver.expect_request(f"/v2/a/b/blobs/{desc.digest}").respond_with_data(
+        "", status=307, headers={"Location": "/storage/blob"}
+    )
+    httpserver.expect_request("/storage/blob").respond_with_data(data)
+    ref = Reference.parse(f"{host}/a/b:1")
+    assert client.fetch_blob(ref, desc, tmp_path / "ok").read_bytes() == data
+    short = Descriptor(OCI_LAYER_GZIP, desc.digest, 5)
+    with pytest.raises(DigestMismatch, match="more than the 5 bytes"):
+        client.fetch_blob(ref, short, tmp_path / "short")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]
+
+
+def test_failed_push_leaves_no_tag(httpserver: HTTPServer, tmp_path: Path) -> None:
+    from engine.image.layout import ImageBlobs
+
+    client, host = make(httpserver, [])
+    puts: list[str] = []
+    httpserver.expect_request("/v2/a/b/manifests/v1").respond_with_handler(
+        lambda r: (puts.append(r.path), Response(status=201))[1]
+    )
+    httpserver.expect_request("/v2/a/b/blobs/uploads/", method="POST").respond_with_json(
+        {"errors": [{"code": "DENIED", "message": "no"}]}, status=403
+    )
+    httpserver.expect_request(f"/v2/a/b/blobs/sha256:{'a' * 64}").respond_with_data("", 404)
+    layer = tmp_path / "layer"
+    layer.write_bytes(b"x")
+    desc = Descriptor(OCI_LAYER_GZIP, "sha256:" + hashlib.sha256(b"x").hexdigest(), 1)
+    httpserver.expect_request(f"/v2/a/b/blobs/{desc.digest}").respond_with_data("", 404)
+    config = b"{}"
+    httpserver.expect_request(
+        "/v2/a/b/blobs/sha256:" + hashlib.sha256(config).hexdigest()
+    ).respond_with_data("", 404)
+    blobs = ImageBlobs(MANIFEST, OCI_MANIFEST, config, [(desc, layer)])
+    with pytest.raises(AuthError, match="403"):
+        client.push_image([Reference.parse(f"{host}/a/b:v1")], blobs)
+    assert puts == []  # the manifest (the tag) was never written
