@@ -112,6 +112,8 @@ def _parse_attrs(text: str) -> dict[str, str]:
         key, sep, val = piece.partition("=")
         if not sep:
             raise AdapterError(f"tag rule {text!r}: attribute {piece!r} is not key=value")
+        if key.strip() in attrs:
+            raise AdapterError(f"tag rule {text!r}: {key.strip()} given twice (one rule per line)")
         attrs[key.strip()] = val.strip().strip("\"'")
     return attrs
 

@@ -19,11 +19,6 @@ from adapters.logsections import GitLabSections, section
 from adapters.report import render_markdown
 
 
-def _in_project(path: str, env: Mapping[str, str]) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else Path(env.get("CI_PROJECT_DIR") or ".") / p
-
-
 def dotenv_lines(outcome: BuildOutcome) -> list[str]:
     dests = outcome.plan.destinations
     first = dests[0] if dests else ""
@@ -61,7 +56,8 @@ def gitlab_build(
     if not inputs.text("report-file"):
         # Kept in the project dir so `brickyard gitlab report` (after_script) can read it.
         values = dict(inputs.values)
-        values["report-file"] = str(_in_project("brickyard-report.json", env))
+        # Relative: job scripts and artifact paths both start in the project directory.
+        values["report-file"] = "brickyard-report.json"
         inputs = type(inputs)(values)
     log = GitLabSections(out)
     workdir = Path(tempfile.mkdtemp(prefix="brickyard-"))
@@ -70,7 +66,7 @@ def gitlab_build(
     )
     outcome = execute(plan, log, out, runner=runner)
     if outcome.exit_code == 0:
-        dotenv = _in_project(inputs.text("dotenv"), env)
+        dotenv = Path(inputs.text("dotenv"))
         write_dotenv(dotenv, dotenv_lines(outcome))
         with section(log, "brickyard_report", "Build report"):
             out.write(render_markdown(outcome.report))

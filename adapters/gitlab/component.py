@@ -20,7 +20,9 @@ from engine.errors import AdapterError
 # Inputs that make no sense in a GitLab job (GitHub-only, or fixed by the component).
 _SKIPPED = {"github-token", "report-file"}
 _OPTIONS = {"verbosity": ["trace", "debug", "info", "warn", "error"]}
-_GITLAB_DEFAULTS = {"context": "$CI_PROJECT_DIR"}
+# Job scripts run in $CI_PROJECT_DIR, so "." is the project (and stays right where the path
+# differs from CI_PROJECT_DIR, as under gitlab-ci-local's shell executor).
+_GITLAB_DEFAULTS = {"context": "."}
 
 
 def component_inputs() -> dict[str, dict[str, Any]]:

@@ -131,7 +131,10 @@ def test_report_without_token_is_refused_before_any_request(httpserver: HTTPServ
     assert httpserver.log == []
 
 
-def test_gitlab_build_writes_dotenv_with_digest_for_later_jobs(tmp_path: Path) -> None:
+def test_gitlab_build_writes_dotenv_with_digest_for_later_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # GitLab starts job scripts in the project directory
     env = {
         "GITLAB_CI": "true",
         "CI_PROJECT_DIR": str(tmp_path),

@@ -39,7 +39,7 @@ def test_plain_job_passes_schema_and_takes_given_inputs(tmp_path: Path) -> None:
     text = render_plain_job({"stage": "package", "cache": "true"})
     job = yaml.safe_load(text)["brickyard-build"]
     assert job["stage"] == "package" and job["variables"]["BRICKYARD_CACHE"] == "true"
-    assert job["variables"]["BRICKYARD_CONTEXT"] == "$CI_PROJECT_DIR"
+    assert job["variables"]["BRICKYARD_CONTEXT"] == "."
     path = tmp_path / "job.yml"
     path.write_text(text)
     result = check_jsonschema("gitlab-ci", path)

@@ -139,5 +139,7 @@ def test_bad_rules_are_refused_with_the_rule_named() -> None:
         parse_tag_rules(["type=nope"])
     with pytest.raises(AdapterError, match="event must be"):
         parse_tag_rules(["type=ref,event=commit"])
+    with pytest.raises(AdapterError, match="type given twice"):
+        parse_tag_rules(["type=ref,event=branch,type=sha"])
     with pytest.raises(AdapterError, match="enable="):
         tags(gh("branch", "x"), ["type=raw,value=a,enable=maybe"])
