@@ -249,7 +249,8 @@ class Transport:
         ctx = AuthContext(host)
         tls_error: BaseException | None = None
         try:
-            resp = self._ping(f"https://{api}", host, purpose)
+            # with plain HTTP as a fallback, a refused HTTPS port is not worth retrying
+            resp = self._ping(f"https://{api}", host, purpose, retry=not allow_http)
         except requests.exceptions.SSLError as e:
             tls_error, resp = e, None
         except requests.RequestException as e:
@@ -285,8 +286,10 @@ class Transport:
         self._bases[key] = base
         return base
 
-    def _ping(self, base: str, host: str, purpose: Purpose) -> requests.Response:
-        attempts = max(1, self.config.retry.attempts)
+    def _ping(
+        self, base: str, host: str, purpose: Purpose, *, retry: bool = True
+    ) -> requests.Response:
+        attempts = max(1, self.config.retry.attempts) if retry else 1
         for attempt in range(attempts):
             try:
                 resp = self._send(HttpRequest("GET", f"{base}/v2/"), host, purpose, stream=False)

@@ -202,3 +202,30 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_registry_config_from_real_build_options() -> None:
+    from engine.options import parse_build_options
+
+    opts = parse_build_options(
+        [
+            "--no-push",
+            "--registry-mirror",
+            "m.example",
+            "--registry-map",
+            "ghcr.io=ghcr-mirror.example;quay.io=quay-mirror.example",
+            "--insecure-registry",
+            "plain.example",
+            "--registry-client-cert",
+            "h.example=/c.pem,/k.pem",
+            "--push-retry",
+            "2",
+        ],
+        {"KANIKO_REGISTRY_MIRROR": "env-mirror.example"},
+    )
+    cfg = RegistryConfig.from_options(opts, {})
+    assert [m.host for m in cfg.mirrors_for("docker.io")] == ["m.example", "env-mirror.example"]
+    assert [m.host for m in cfg.mirrors_for("quay.io")] == ["quay-mirror.example"]
+    assert cfg.insecure("plain.example", "pull")
+    assert cfg.client_certs == {"h.example": ("/c.pem", "/k.pem")}
+    assert cfg.push_retries == 2
