@@ -54,13 +54,11 @@ def build(
     started = time.monotonic()
     report = BuildReport()
     workspace = Workspace.create(options.kaniko_dir)
+    created = (
+        format_created(None) if options.reproducible else format_created(dt.datetime.now(dt.UTC))
+    )
+    run = pipeline.Pipeline(options, env, log, workspace, report, created, stdin, out)
     try:
-        created = (
-            format_created(None)
-            if options.reproducible
-            else format_created(dt.datetime.now(dt.UTC))
-        )
-        run = pipeline.Pipeline(options, env, log, workspace, report, created, stdin, out)
         artifacts = run.build_image()
         refs = run.publish(artifacts)
         report.digest = artifacts.digest
@@ -71,9 +69,14 @@ def build(
             report.write(options.report_file)
         return BuildResult(artifacts.digest, tuple(refs), report, artifacts)
     except BrickyardError as exc:
-        log.error(str(exc))
+        # The CLI prints the error; the report keeps it for the CI adapters.
+        if options.report_file:
+            report.error = str(exc)
+            report.duration_s = time.monotonic() - started
+            report.write(options.report_file)
         raise
     finally:
+        run.close()
         # Stage filesystems live in our own workspace, so they always go; --cleanup only
         # matters for the inplace backend, whose rootfs is the container's `/`.
         workspace.cleanup()

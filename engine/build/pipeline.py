@@ -22,6 +22,7 @@ from engine.build.config import StageConfig
 from engine.build.log import BuildLog
 from engine.build.report import BuildReport, StageReport
 from engine.build.stage import StageEnv, StageResult, StageRunner, Steps
+from engine.build.upload import Uploader
 from engine.build.workspace import Workspace, copy_tree, remove_tree
 from engine.errors import BuildError, DockerfileError
 from engine.image.model import DOCKER_MANIFEST, Descriptor, Platform
@@ -48,6 +49,8 @@ class Pipeline:
         self.stdin = stdin
         self.out = out
         self._client: Any = None
+        self.uploader: Uploader | None = None
+        self.chain: set[int] = set()  # stages whose layers end up in the final image
         self.platform = Platform.parse(options.custom_platform or "linux/amd64")
 
     # -- services -------------------------------------------------------------------------
@@ -89,6 +92,12 @@ class Pipeline:
         isolation = sources.isolation_for(self.options)
         matcher = sources.dockerignore(context_dir, dockerfile_name)
         final_index = adapt.stage_index(order[-1])
+        self.chain = sources.base_chain(order)
+        if not self.options.no_push and self.options.destination:
+            from engine.registry import Reference
+
+            refs = [Reference.parse(d) for d in self.options.destination]
+            self.uploader = Uploader(self.client, refs)
         extra_ignore = sources.snapshot_ignores(self.options, self.workspace)
 
         for position, stage in enumerate(order):
@@ -99,7 +108,9 @@ class Pipeline:
                 f"Building stage '{base_text}' [idx: '{idx}', base-idx: "
                 f"'{sources.base_stage_index(stage)}']"
             )
-            steps.next()  # FROM counts as a step, as in "Step 1/7 : FROM ..."
+            step = steps.next()  # FROM counts as a step, as in docker's "Step 1/7 : FROM"
+            from_text = adapt.instruction_text(stage.from_instruction)
+            self.log.info(f"Step {step}/{steps.total}: {from_text}")
             rootfs, config, layers, manifest_type = self._base_for(
                 stage, results, last_use, position, order
             )
@@ -121,6 +132,7 @@ class Pipeline:
                 copy_files=sources.CopyService(self, context_dir, matcher, results, names).copy,
                 extra_ignore=extra_ignore,
                 out=self.out,
+                on_layer=self._layer_ready if idx in self.chain else None,
             )
             runner = StageRunner(
                 stage_env,
@@ -196,6 +208,9 @@ class Pipeline:
             )
             return rootfs, cfg, [], DOCKER_MANIFEST
         config_json, layers, manifest_type = self.pull_into(base, rootfs)
+        if idx in self.chain:
+            for layer in layers:
+                self._layer_ready(layer)
         return (
             rootfs,
             StageConfig.from_base(config_json),
@@ -250,6 +265,9 @@ class Pipeline:
             self.log.info(f"Wrote OCI layout {opts.oci_layout_path}")
         pushed: list[str] = []
         if not opts.no_push:
+            if self.uploader is None:
+                self.uploader = Uploader(self.client, destinations)
+            self.uploader.finish(art.layers)
             for ref in destinations:
                 self.log.info(f"Pushing image to {ref}")
                 digest = self._push(ref, art)
@@ -269,21 +287,16 @@ class Pipeline:
         self.report.image_refs_with_digest = [f"{r}@{art.digest}" for r in pushed]
         return pushed
 
+    def _layer_ready(self, layer: LayerRef) -> None:
+        if self.uploader is not None:
+            self.uploader.submit(layer)
+
+    def close(self) -> None:
+        if self.uploader is not None:
+            self.uploader.close()
+
     def _push(self, ref: Any, art: ImageArtifacts) -> str:
-        from engine.registry import Reference
-
-        def push_layer(layer: LayerRef) -> None:
-            mount_from = None
-            if layer.source_repo:
-                src = Reference.parse(layer.source_repo)
-                if src.registry == ref.registry and src.repository != ref.repository:
-                    mount_from = src
-            if layer.path is None:
-                raise BuildError(f"layer {layer.descriptor.digest} has no local blob to push")
-            self.client.push_blob(ref, layer.descriptor, layer.path, mount_from=mount_from)
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(push_layer, art.layers))
+        """Layers are already there (Uploader.finish); config, then the manifest."""
         config_path = self.workspace.blob_path(art.config_descriptor.digest)
         config_path.write_bytes(art.config)
         self.client.push_blob(ref, art.config_descriptor, config_path)

@@ -10,6 +10,7 @@ Schema (version 1):
   "image_refs_with_digest": ["host/repo:tag@sha256:...", ...],
   "media_type": "...manifest media type...",
   "duration_s": 12.3,
+  "error": null | "step 3/7: RUN make: exit status 2",   # set when the build failed
   "total_layer_bytes": 1234,             # compressed bytes of the layers this build made
   "cache": {"hits": 0, "misses": 7},
   "stages": [{"index": 0, "name": "build", "base": "busybox", "duration_s": 1.2}],
@@ -85,6 +86,7 @@ class BuildReport:
     image_refs_with_digest: list[str] = field(default_factory=list)
     media_type: str = ""
     duration_s: float = 0.0
+    error: str = ""
     stages: list[StageReport] = field(default_factory=list)
     steps: list[StepReport] = field(default_factory=list)
 
@@ -99,6 +101,7 @@ class BuildReport:
             "image_refs_with_digest": list(self.image_refs_with_digest),
             "media_type": self.media_type,
             "duration_s": round(self.duration_s, 3),
+            "error": self.error or None,
             "total_layer_bytes": sum(s.layer.size for s in self.steps if s.layer),
             "cache": {"hits": hits, "misses": len(self.steps) - hits},
             "stages": [asdict(s) for s in self.stages],

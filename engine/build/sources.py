@@ -109,6 +109,19 @@ def last_uses(order: Sequence[Any]) -> dict[int, int]:
     return out
 
 
+def base_chain(order: Sequence[Any]) -> set[int]:
+    """The final stage and the stages it is built FROM, transitively: their layers are
+    the image's layers."""
+    by_index = {adapt.stage_index(s): s for s in order}
+    chain: set[int] = set()
+    idx = adapt.stage_index(order[-1])
+    while idx >= 0 and idx not in chain:
+        chain.add(idx)
+        stage = by_index.get(idx)
+        idx = base_stage_index(stage) if stage is not None else -1
+    return chain
+
+
 def stage_scope(graph: Any, stage: Any, config: StageConfig) -> Any:
     return graph.global_scope.stage_scope(config.env_dict())
 

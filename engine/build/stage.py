@@ -62,6 +62,7 @@ class StageEnv:
     copy_files: Callable[..., list[str]]  # adapt.copy_files bound to the build
     extra_ignore: Sequence[str] = ()
     out: TextIO = sys.stderr
+    on_layer: Callable[[LayerRef], None] | None = None  # e.g. start pushing it now
 
 
 class StageRunner:
@@ -130,23 +131,31 @@ class StageRunner:
             self.log.info("No files changed in this command, skipping snapshotting.")
             return None
         blob = self._write(changed, deleted, opaque)
-        self.log.debug(
-            f"Snapshot: {len(changed)} paths, {len(deleted)} deleted, {blob.size} bytes "
-            f"in {time.monotonic() - started:.2f}s"
-        )
+        self._log_layer(blob, len(changed), len(deleted), started)
         return blob
 
     def snapshot_paths(self, paths: Sequence[str]) -> LayerBlob | None:
         self.log.info("Taking snapshot of files...")
+        started = time.monotonic()
         changed = adapt.snapshot_paths(self.snapshotter, paths) if paths else []
         if not changed:
             return None
-        return self._write(changed, (), ())
+        blob = self._write(changed, (), ())
+        self._log_layer(blob, len(changed), 0, started)
+        return blob
+
+    def _log_layer(self, blob: LayerBlob, changed: int, deleted: int, started: float) -> None:
+        self.log.info(
+            f"Layer {blob.digest[7:19]}: {changed} paths, {deleted} whiteouts, "
+            f"{_human(blob.size)} in {time.monotonic() - started:.2f}s"
+        )
 
     def add_layer(self, blob: LayerBlob, created_by: str) -> LayerRef:
         desc = Descriptor(blob.media_type, blob.digest, blob.size)
         ref = LayerRef(desc, blob.diff_id, blob.path, None, created_by)
         self.layers.append(ref)
+        if self.env.on_layer is not None:
+            self.env.on_layer(ref)
         return ref
 
     # -- the instructions ---------------------------------------------------------------
@@ -177,7 +186,7 @@ class StageRunner:
         expanded = adapt.expand(self.scope, ins)
         text = adapt.instruction_text(expanded)
         keyword = adapt.keyword(expanded)
-        self.log.info(text)
+        self.log.info(f"Step {step}/{self.env.steps.total}: {text}")
         started = time.monotonic()
         report = StepReport(
             stage=adapt.stage_index(self.stage),
@@ -305,3 +314,12 @@ class StageRunner:
         if not created or self.options.single_snapshot:
             return None, created_by
         return self.snapshot_paths(created), created_by
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

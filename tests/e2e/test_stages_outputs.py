@@ -37,11 +37,19 @@ def test_target_stops_at_named_stage_built_on_earlier_stage(e2e: E2E) -> None:
     assert len(new_layers(b)) == 2  # build's RUN layer and test's RUN layer
 
 
-def test_failing_run_names_step_command_and_status(e2e: E2E) -> None:
-    b = e2e.build("fails", "FROM {base}\nENV A=1\nRUN echo before && exit 3\nRUN true\n")
+def test_failing_run_names_step_command_and_status(e2e: E2E, tmp_path: Path) -> None:
+    b = e2e.build(
+        "fails",
+        "FROM {base}\nENV A=1\nRUN echo before && exit 3\nRUN true\n",
+        args=["--report-file", str(tmp_path / "report.json")],
+    )
     assert b.rc == 7
-    assert "error: step 3/4: RUN echo before && exit 3: exit status 3" in b.log
+    message = "step 3/4: RUN echo before && exit 3: exit status 3"
+    assert f"error: {message}" in b.log
     assert "before" in b.log
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["error"] == message and report["digest"] == ""
+    assert [s["instruction"] for s in report["steps"]] == ["ENV A=1"]
     r = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", f"docker://{b.ref}"], capture_output=True
     )
