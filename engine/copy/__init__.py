@@ -13,31 +13,22 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from engine.copy.archive import extract_archive, is_archive
-from engine.copy.remote import download, is_url, parse_checksum, url_filename
+from engine.copy.remote import download, is_url, parse_checksum
+from engine.copy.sources import IgnoreFn, Source, resolve_sources
 from engine.copy.tree import Owner, TreeWriter
-from engine.errors import BuildError, ContextError
-from engine.fs.safe import resolve_in_root
+from engine.errors import BuildError
 from engine.run.user import resolve_chown
 
-IgnoreFn = Callable[[str], bool]
 INLINE_FILE_MODE = 0o644
-
-
-@dataclass(frozen=True)
-class _Source:
-    kind: str  # "path" | "url" | "inline"
-    text: str  # as written, for messages
-    host: str = ""  # resolved host path (kind "path")
-    name: str = ""  # base name the destination gets
-    content: str = ""  # kind "inline"
-    rel: str = ""  # path relative to src_root (kind "path"), for .dockerignore below it
+SkipFn = Callable[[str, bool], bool]
 
 
 def parse_chmod(chmod: str | None, keyword: str = "COPY") -> int | None:
@@ -65,7 +56,7 @@ def _ignore_fn(ignore: Any) -> IgnoreFn | None:
     raise TypeError("ignore must be a callable or have .excluded(rel)")
 
 
-def _walk_skip(ignore: Any, fn: IgnoreFn | None) -> Callable[[str, bool], bool] | None:
+def _walk_skip(ignore: Any, fn: IgnoreFn | None) -> SkipFn | None:
     """Directory walks skip excluded entries; an excluded directory is still entered when
     an exception pattern may re-include something below it (Docker's walker rule)."""
     if fn is None:
@@ -76,108 +67,18 @@ def _walk_skip(ignore: Any, fn: IgnoreFn | None) -> Callable[[str, bool], bool] 
         if not fn(rel):
             return False
         if is_dir and callable(can_skip):
-            return bool(can_skip(rel)) is True
+            return bool(can_skip(rel))
         return True
 
     return skip
 
 
-def _clean_source(text: str, keyword: str) -> str:
-    parts: list[str] = []
-    for part in text.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                raise ContextError(f"{keyword} source {text} is outside the build context")
-            parts.pop()
-            continue
-        parts.append(part)
-    return "/".join(parts)
+def _exclude_matcher(patterns: Sequence[str]) -> Any:
+    if not patterns:
+        return None
+    from engine.context.dockerignore import matcher_from_patterns
 
-
-def _expand_wildcard(root: str, pattern: str) -> list[str]:
-    """Go filepath.Match per path component (so * never crosses /), sorted per directory."""
-    from engine.context.gomatch import BadPattern, go_match, has_magic
-
-    matches = [""]
-    for comp in pattern.split("/"):
-        nxt: list[str] = []
-        for base in matches:
-            base_host = resolve_in_root(root, base) if base else Path(root)
-            if not has_magic(comp):
-                literal = comp.replace("\\", "")
-                cand = f"{base}/{literal}" if base else literal
-                if os.path.lexists(resolve_in_root(root, cand, follow_last=False)):
-                    nxt.append(cand)
-                continue
-            try:
-                names = sorted(os.listdir(base_host))
-            except (NotADirectoryError, FileNotFoundError):
-                continue
-            try:
-                nxt.extend(f"{base}/{n}" if base else n for n in names if go_match(comp, n))
-            except BadPattern:
-                raise BuildError(f"COPY source {pattern}: syntax error in pattern") from None
-        matches = nxt
-    return matches
-
-
-def _resolve_sources(
-    sources: list[str],
-    *,
-    src_root: Path,
-    is_add: bool,
-    ignore_fn: IgnoreFn | None,
-    inline: Mapping[str, str],
-    keyword: str,
-) -> list[_Source]:
-    from engine.context.gomatch import has_magic
-
-    out: list[_Source] = []
-    root = os.path.realpath(src_root)
-    seen: set[str] = set()
-    for text in sources:
-        if text.startswith("<<") and text[2:].lstrip("-").strip("'\"") in inline:
-            name = text[2:].lstrip("-").strip("'\"")
-            out.append(_Source("inline", text, name=name, content=inline[name]))
-            continue
-        if text in inline:
-            out.append(_Source("inline", text, name=text, content=inline[text]))
-            continue
-        if is_url(text):
-            if not is_add:
-                raise BuildError(f"COPY {text}: source can't be a URL for COPY")
-            name = url_filename(text)
-            out.append(_Source("url", text, name=name))
-            continue
-        if text.startswith("git@") or (text.endswith(".git") and "://" in text):
-            raise BuildError(f"{keyword} {text}: git sources are not supported")
-        rel = _clean_source(text, keyword)
-        if has_magic(rel):
-            hits = _expand_wildcard(root, rel)
-            hits = [h for h in hits if not (ignore_fn and ignore_fn(h))]
-        else:
-            named = resolve_in_root(root, rel, follow_last=False) if rel else Path(root)
-            if not os.path.lexists(named) or (rel and ignore_fn and ignore_fn(rel)):
-                raise BuildError(f"{keyword} failed: file not found in build context: {text}")
-            hits = [rel]
-        for hit in hits:
-            if hit in seen:
-                continue
-            seen.add(hit)
-            # The named source itself is followed when it is a symlink (inside src_root).
-            host = str(resolve_in_root(root, hit)) if hit else root
-            if not os.path.lexists(host):  # a dangling link is copied as the link itself
-                host = str(resolve_in_root(root, hit, follow_last=False))
-            out.append(
-                _Source("path", text, host=host, name=posixpath.basename(hit) or "/", rel=hit)
-            )
-    if not out:
-        raise BuildError(
-            f"{keyword} failed: no source files were specified (no match for {' '.join(sources)})"
-        )
-    return out
+    return matcher_from_patterns(patterns)
 
 
 def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
@@ -188,6 +89,47 @@ def _dest_path(dest: str, workdir: str) -> tuple[str, bool]:
     if full.startswith("//"):
         full = "/" + full.lstrip("/")
     return full, wants_dir
+
+
+@dataclass
+class _Job:
+    """One COPY/ADD's settings, shared by all its sources."""
+
+    writer: TreeWriter
+    uid: int
+    gid: int
+    mode: int | None
+    is_add: bool
+    checksum: str | None
+    unpack: bool | None
+    keep_archive_owners: bool
+    ignore_skip: SkipFn | None
+    exclude: Any
+    session: Any
+
+    @property
+    def keyword(self) -> str:
+        return self.writer.keyword
+
+    def skip_for(self, item: Source) -> SkipFn | None:
+        """Skip rule for a directory source's walk: .dockerignore on context paths,
+        --exclude on paths relative to the source and to the root."""
+        ignore_skip, exclude = self.ignore_skip, self.exclude
+        if exclude is None:
+            return ignore_skip
+
+        def skip(rel: str, is_dir: bool) -> bool:
+            inner = rel[len(item.rel) + 1 :] if item.rel else rel
+            if exclude.excluded(inner) or exclude.excluded(rel):
+                return not is_dir or bool(exclude.can_skip_dir(inner))
+            return bool(ignore_skip and ignore_skip(rel, is_dir))
+
+        return skip
+
+    def excluded(self, item: Source) -> bool:
+        if self.exclude is None or item.kind != "path" or not item.rel:
+            return False
+        return bool(self.exclude.excluded(item.rel) or self.exclude.excluded(item.name))
 
 
 def copy_sources(
@@ -206,97 +148,93 @@ def copy_sources(
     checksum: str | None = None,
     inline: Mapping[str, str] | None = None,
     preserve_owner: bool = False,
+    exclude: Sequence[str] = (),
+    parents: bool = False,
+    unpack: bool | None = None,
     session: Any = None,
     **legacy: Any,
 ) -> list[str]:
     """Run one COPY/ADD. `ignore` is a .dockerignore matcher (or rel_path -> bool) for
     context sources; `preserve_owner` keeps source owners when no --chown is given (COPY
-    --from a stage). An Instruction as first argument is handled by copy_instruction."""
+    --from a stage); `exclude`, `parents`, `unpack` are the flags of the same names.
+    An Instruction as first argument is handled by copy_instruction."""
     if ins is not None:
         return copy_instruction(ins, rootfs=rootfs, workdir=workdir, ignore=ignore, **legacy)
     if sources is None or dest is None or src_root is None:
         raise TypeError("copy_sources needs sources, dest and src_root")
     keyword = "ADD" if is_add else "COPY"
-    inline = dict(inline or {})
     rootfs = Path(os.path.realpath(rootfs))
-    if checksum is not None and not all(is_url(s) for s in sources):
-        raise BuildError(f"{keyword} --checksum can only be used with HTTP(S) sources")
     if checksum is not None:
+        if not all(is_url(s) for s in sources):
+            raise BuildError(f"{keyword} --checksum can only be used with HTTP(S) sources")
         parse_checksum(checksum)
     uid, gid = resolve_chown(chown, rootfs)
     mode = parse_chmod(chmod, keyword)
     ignore_fn = _ignore_fn(ignore)
-    items = _resolve_sources(
+    items = resolve_sources(
         list(sources),
         src_root=Path(src_root),
         is_add=is_add,
         ignore_fn=ignore_fn,
-        inline=inline,
+        inline=dict(inline or {}),
         keyword=keyword,
+        parents=parents,
     )
     full_dest, wants_dir = _dest_path(dest, workdir)
-    if (len(items) > 1 or len(sources) > 1) and not wants_dir:
+    if (len(items) > 1 or len(sources) > 1) and not (wants_dir or parents):
         raise BuildError(
             f"When using {keyword} with more than one source file, the destination must be "
             "a directory and end with a /"
         )
     keep = preserve_owner and chown is None
-    writer = TreeWriter(
-        rootfs, Owner(None if keep else uid, None if keep else gid, mode), keyword=keyword
+    job = _Job(
+        writer=TreeWriter(
+            rootfs, Owner(None if keep else uid, None if keep else gid, mode), keyword=keyword
+        ),
+        uid=uid,
+        gid=gid,
+        mode=mode,
+        is_add=is_add,
+        checksum=checksum,
+        unpack=unpack,
+        keep_archive_owners=chown is None,
+        ignore_skip=_walk_skip(ignore, ignore_fn),
+        exclude=_exclude_matcher(exclude),
+        session=session,
     )
-    skip = _walk_skip(ignore, ignore_fn)
     for item in items:
-        _copy_one(
-            item,
-            full_dest,
-            wants_dir,
-            writer,
-            uid,
-            gid,
-            mode,
-            is_add,
-            checksum,
-            skip,
-            session,
-            keep_archive_owners=chown is None,
-        )
-    return writer.finish()
+        if job.excluded(item):
+            continue
+        if parents and item.keep:
+            # --parents recreates the source's path under the destination directory.
+            _copy_one(job, item, posixpath.join(full_dest, item.keep), wants_dir=False)
+        else:
+            _copy_one(job, item, full_dest, wants_dir)
+    return job.writer.finish()
 
 
-def _target_file(
-    full_dest: str, wants_dir: bool, name: str, writer: TreeWriter, keyword: str, what: str
-) -> str:
+def _target_file(job: _Job, full_dest: str, wants_dir: bool, item: Source) -> str:
     """Host path of the file a single-file source becomes."""
+    writer = job.writer
     dest_host = writer.host(full_dest)
     if wants_dir or os.path.isdir(dest_host):
-        if not name or name == "/":
-            raise BuildError(f"{keyword} {what}: cannot determine a file name for the destination")
+        if not item.name or item.name == "/":
+            raise BuildError(
+                f"{job.keyword} {item.text}: cannot determine a file name for the destination"
+            )
         writer.make_dirs(full_dest)
-        return writer.host(posixpath.join(full_dest, name), follow_last=False)
-    parent = posixpath.dirname(full_dest)
-    writer.make_dirs(parent)
+        return writer.host(posixpath.join(full_dest, item.name), follow_last=False)
+    writer.make_dirs(posixpath.dirname(full_dest))
     # An existing symlink as destination is followed (inside the rootfs), as BuildKit does.
     return writer.host(full_dest)
 
 
-def _copy_one(
-    item: _Source,
-    full_dest: str,
-    wants_dir: bool,
-    writer: TreeWriter,
-    uid: int,
-    gid: int,
-    mode: int | None,
-    is_add: bool,
-    checksum: str | None,
-    skip: Callable[[str, bool], bool] | None,
-    session: Any,
-    *,
-    keep_archive_owners: bool,
-) -> None:
-    keyword = writer.keyword
+def _copy_one(job: _Job, item: Source, full_dest: str, wants_dir: bool) -> None:
+    writer = job.writer
+    if item.kind == "git":
+        raise BuildError(f"ADD {item.text}: git sources are not supported yet")
     if item.kind == "inline":
-        target = _target_file(full_dest, wants_dir, item.name, writer, keyword, item.text)
+        target = _target_file(job, full_dest, wants_dir, item)
         data = item.content.encode()
         pos = 0
 
@@ -309,47 +247,82 @@ def _copy_one(
         writer.write_stream(
             target,
             read,
-            uid=uid,
-            gid=gid,
-            mode=INLINE_FILE_MODE if mode is None else mode,
+            uid=job.uid,
+            gid=job.gid,
+            mode=INLINE_FILE_MODE if job.mode is None else job.mode,
             mtime_ns=time.time_ns(),
         )
         return
     if item.kind == "url":
-        target = _target_file(full_dest, wants_dir, item.name, writer, keyword, item.text)
+        if job.unpack:  # ADD --unpack=true <url>: fetch, then unpack like a local archive
+            with tempfile.TemporaryDirectory(prefix="brickyard-add-") as tmp:
+                scratch = TreeWriter(Path(tmp), Owner(0, 0, None), keyword="ADD")
+                fetched = os.path.join(tmp, "download")
+                download(
+                    item.text,
+                    fetched,
+                    scratch,
+                    checksum=job.checksum,
+                    uid=os.geteuid(),
+                    gid=os.getegid(),
+                    mode=0o600,
+                    session=job.session,
+                )
+                if is_archive(fetched):
+                    _unpack(job, fetched, full_dest, item)
+                    return
+                _copy_path(
+                    job,
+                    Source("path", item.text, host=fetched, name=item.name),
+                    full_dest,
+                    wants_dir,
+                )
+            return
+        target = _target_file(job, full_dest, wants_dir, item)
         download(
             item.text,
             target,
             writer,
-            checksum=checksum,
-            uid=uid,
-            gid=gid,
-            mode=mode,
-            session=session,
+            checksum=job.checksum,
+            uid=job.uid,
+            gid=job.gid,
+            mode=job.mode,
+            session=job.session,
         )
         return
+    _copy_path(job, item, full_dest, wants_dir)
+
+
+def _copy_path(job: _Job, item: Source, full_dest: str, wants_dir: bool) -> None:
+    writer, keyword = job.writer, job.keyword
     st = os.lstat(item.host)  # already followed inside src_root when it leads somewhere
     if stat.S_ISDIR(st.st_mode):
         dest_host = writer.make_dirs(full_dest)
         if not os.path.isdir(dest_host):
             raise BuildError(f"{keyword} failed: cannot copy to non-directory: {full_dest}")
-        writer.copy_tree(item.host, dest_host, src_rel=item.rel, skip=skip)
+        writer.copy_tree(item.host, dest_host, src_rel=item.rel, skip=job.skip_for(item))
         return
-    if is_add and stat.S_ISREG(st.st_mode) and is_archive(item.host):
-        writer.make_dirs(full_dest)
-        # Unpacked entries keep the archive's owners unless --chown was given (Docker).
-        saved = writer.owner
-        if keep_archive_owners:
-            writer.owner = Owner(None, None, saved.chmod)
-        try:
-            extract_archive(item.host, full_dest, writer, source=item.text)
-        finally:
-            writer.owner = saved
+    unpack = job.is_add if job.unpack is None else job.unpack
+    if unpack and stat.S_ISREG(st.st_mode) and is_archive(item.host):
+        _unpack(job, item.host, full_dest, item)
         return
-    target = _target_file(full_dest, wants_dir, item.name, writer, keyword, item.text)
+    target = _target_file(job, full_dest, wants_dir, item)
     if os.path.isdir(target) and not os.path.islink(target):
         raise BuildError(f"{keyword} failed: cannot overwrite directory {full_dest} with a file")
     writer.copy_entry(item.host, target, st)
+
+
+def _unpack(job: _Job, archive: str, full_dest: str, item: Source) -> None:
+    writer = job.writer
+    writer.make_dirs(full_dest)
+    # Unpacked entries keep the archive's owners unless --chown was given (Docker).
+    saved = writer.owner
+    if job.keep_archive_owners:
+        writer.owner = Owner(None, None, saved.chmod)
+    try:
+        extract_archive(archive, full_dest, writer, source=item.text)
+    finally:
+        writer.owner = saved
 
 
 def copy_instruction(
@@ -364,14 +337,22 @@ def copy_instruction(
     from_context: bool = True,
     session: Any = None,
 ) -> list[str]:
-    """COPY/ADD from a parsed (and expanded) Instruction: flags --chown --chmod --checksum
-    (--from is the caller's: it picks source_root), heredoc sources from ins.heredocs."""
+    """COPY/ADD from a parsed (and expanded) Instruction: --chown --chmod --checksum
+    --exclude --parents --unpack (--from is the caller's: it picks source_root; --link
+    changes nothing here), heredoc sources from ins.heredocs."""
     keyword = str(ins.keyword).upper()
     flag = getattr(ins, "flag", None)
+    flag_all = getattr(ins, "flag_all", None)
 
     def get(name: str) -> str | None:
         return flag(name) if callable(flag) else None
 
+    def get_bool(name: str) -> bool | None:
+        value = get(name)
+        return None if value is None else value.lower() in ("true", "1", "")
+
+    if get_bool("keep-git-dir"):
+        raise BuildError(f"{keyword} --keep-git-dir: git sources are not supported yet")
     args = [str(a) for a in ins.args]
     if len(args) < 2:
         raise BuildError(f"{keyword} requires at least two arguments")
@@ -394,6 +375,9 @@ def copy_instruction(
         checksum=get("checksum") or None,
         inline=inline,
         preserve_owner=not from_context,
+        exclude=tuple(flag_all("exclude")) if callable(flag_all) else (),
+        parents=bool(get_bool("parents")),
+        unpack=get_bool("unpack"),
         session=session,
     )
 

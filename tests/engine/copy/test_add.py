@@ -208,3 +208,11 @@ def test_add_url_without_a_file_name_gets_buildkits_placeholder(
     httpserver.expect_request("/").respond_with_data("root page")
     add(context, rootfs, [httpserver.url_for("/")], "/web/")
     assert (rootfs / "web/__unnamed__").read_text() == "root page"
+
+
+def test_unpack_flag_overrides_the_default(context: Path, rootfs: Path, served: HTTPServer) -> None:
+    (context / "pkg.tar").write_bytes(sample_tar())
+    add(context, rootfs, ["pkg.tar"], "/kept/", unpack=False)
+    assert (rootfs / "kept/pkg.tar").read_bytes() == sample_tar()
+    add(context, rootfs, [served.url_for("/files/tool.tar.gz")], "/remote", unpack=True)
+    assert (rootfs / "remote/app/run.sh").read_text() == "#!/bin/sh\necho hi\n"

@@ -232,3 +232,37 @@ def test_copy_rejects_urls_and_checksums(context: Path, rootfs: Path) -> None:
         copy(context, rootfs, ["http://example.invalid/x"], "/x")
     with pytest.raises(BuildError, match="--checksum can only be used with HTTP"):
         copy(context, rootfs, ["a.txt"], "/x", is_add=True, checksum="sha256:" + "0" * 64)
+
+
+def test_exclude_skips_matching_sources_and_entries(context: Path, rootfs: Path) -> None:
+    copy(context, rootfs, ["*.txt", "notes.md"], "/e/", exclude=["b.*"])
+    assert sorted(os.listdir(rootfs / "e")) == ["a.txt", "notes.md"]
+    copy(context, rootfs, ["dir"], "/d/", exclude=["*.log", "sub"])
+    assert sorted(os.listdir(rootfs / "d")) == ["d.txt", "hard1", "hard2", "link"]
+
+
+def test_parents_recreates_source_paths_and_honours_the_pivot(context: Path, rootfs: Path) -> None:
+    copy(context, rootfs, ["./dir/sub/c.txt", "a.txt"], "/p", parents=True)
+    assert (rootfs / "p/dir/sub/c.txt").read_text() == "C"
+    assert (rootfs / "p/a.txt").read_text() == "A"
+    copy(context, rootfs, ["dir/./sub/*.txt"], "/q/", parents=True)
+    assert (rootfs / "q/sub/c.txt").read_text() == "C"
+    assert not (rootfs / "q/dir").exists()
+
+
+def test_copy_instruction_passes_exclude_and_parents_flags(context: Path, rootfs: Path) -> None:
+    df = parse_dockerfile(
+        "FROM scratch\nCOPY --exclude=*.log --exclude=hard* dir /x/\n"
+        "COPY --parents dir/sub/c.txt /y/\n"
+    )
+    for ins in df.instructions[1:]:
+        copy_instruction(ins, rootfs=rootfs, source_root=context)
+    assert sorted(os.listdir(rootfs / "x")) == ["d.txt", "link", "sub"]
+    assert (rootfs / "y/dir/sub/c.txt").exists()
+
+
+def test_git_sources_are_refused_with_a_clear_error(context: Path, rootfs: Path) -> None:
+    with pytest.raises(BuildError, match="git sources are not supported"):
+        copy(context, rootfs, ["https://example.invalid/repo.git#main"], "/src", is_add=True)
+    with pytest.raises(BuildError, match="can't be a git repository for COPY"):
+        copy(context, rootfs, ["git@example.invalid:org/repo.git"], "/src")
