@@ -228,3 +228,25 @@ def test_select_isolation_defaults() -> None:
 
 def test_transient_paths_name_what_run_provides() -> None:
     assert set(transient_paths()) >= {"/etc/resolv.conf", "/etc/hosts", "/dev", "/proc", "/sys"}
+
+
+def test_symlinked_resolv_conf_is_swapped_and_put_back(rootfs: Path, out: io.StringIO) -> None:
+    (rootfs / "run/systemd/resolve").mkdir(parents=True)
+    (rootfs / "run/systemd/resolve/stub-resolv.conf").write_text("nameserver 127.0.0.53\n")
+    (rootfs / "etc/resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    sh(rootfs, "cat /etc/resolv.conf", out)
+    assert "127.0.0.53" not in out.getvalue()
+    assert "nameserver" in out.getvalue()
+    assert os.readlink(rootfs / "etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
+    assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd", "resolv.conf"]
+    assert (rootfs / "run/systemd/resolve/stub-resolv.conf").read_text() == (
+        "nameserver 127.0.0.53\n"
+    )
+
+
+def test_failed_step_still_restores_the_rootfs(rootfs: Path, out: io.StringIO) -> None:
+    with pytest.raises(BuildError):
+        sh(rootfs, "true", out, cwd="/", user="ghost")
+    assert sh(rootfs, "exit 9", out) == 9
+    assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
+    assert os.listdir(rootfs / "dev") == []
