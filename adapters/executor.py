@@ -140,13 +140,16 @@ def plan_build(
         argv += ["--verbosity", inputs.text("verbosity")]
     if inputs.flag("reproducible"):
         argv.append("--reproducible")
-    argv += certificate_flags(env)
+    auth = auth or plan_auth(ctx.ci, env, github_token=inputs.text("github-token"))
+    # The CA file covers the CI's own hosts, the destinations and every registry logged in to.
+    ca_hosts = [_registry_of(d) for d in destinations]
+    ca_hosts += sorted(docker_config(auth).get("auths", {}))
+    argv += certificate_flags(env, [h.removeprefix("https://").rstrip("/") for h in ca_hosts])
     report_file = Path(inputs.text("report-file") or workdir / "report.json")
     digest_file = workdir / "digest"
     argv += ["--digest-file", str(digest_file), "--report-file", str(report_file)]
     argv += inputs.items("extra-args") + list(executor_args)
 
-    auth = auth or plan_auth(ctx.ci, env, github_token=inputs.text("github-token"))
     run_env = dict(env)
     run_env.update(proxy_env(env))
     return BuildPlan(
