@@ -1,15 +1,21 @@
-"""ARG and ENV scoping and which instructions get variables expanded, as Docker does it.
+"""ARG and ENV scoping, and which instructions get variables expanded, as BuildKit does it.
 
-- Global ARGs (before the first FROM) are seen by FROM lines only; a stage sees one
-  when it declares `ARG NAME` again (value inherited unless given a default there).
-- `--build-arg` beats an ARG default; ENV beats ARG of the same name.
+- Global ARGs (before the first FROM) are seen by FROM lines only; a stage sees one when
+  it declares `ARG NAME` again (value inherited unless it gives a default). A global ARG
+  with neither default nor `--build-arg` stays unset.
+- `--build-arg` beats an ARG default (the default is then not even expanded).
+- What `$NAME` and RUN see is BuildKit's state environment: the base image ENV, then ENV
+  and ARG values in instruction order, the last one writing a name winning. So an ENV
+  after an ARG overrides it (the documented "ENV wins"), and an ARG written after an ENV
+  of the same name is what RUN sees, while the image config keeps the ENV value.
+- A stage built FROM another stage starts from that stage's variables (`parent=`).
 - Proxy ARGs (HTTP_PROXY, ...) reach RUN without being declared and stay out of history.
 - Automatic platform ARGs (TARGETPLATFORM, BUILDARCH, ...) are global ARGs that a stage
   must declare (`ARG TARGETARCH`) to see.
 - Expansion happens in ADD COPY ENV EXPOSE FROM LABEL STOPSIGNAL USER VOLUME WORKDIR and
   ARG defaults (plus COPY/ADD --chown/--chmod/--checksum/--exclude and RUN --mount
   values). RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are left to
-  the shell or to the build that runs the trigger.
+  the shell or to the build that runs the trigger. COPY --from is never expanded.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ class GlobalScope:
         self.escape = escape
         self.filename = filename
         self.lex = ShellLex(escape)
-        # Name -> value for FROM lines; a declared global ARG without value is "".
+        # Name -> value for FROM lines and for stage ARGs that inherit a global one.
         self.meta: dict[str, str] = dict(automatic)
         for name in PLATFORM_ARGS:
             if name in self.build_args:
@@ -86,7 +92,8 @@ class GlobalScope:
             elif default is not None:
                 value = self.expand_word(default, self.meta, ins)
             else:
-                value = ""
+                self.declared_global.add(name)
+                continue  # declared without a value: stays unset
             self.meta[name] = value
             self.declared_global.add(name)
 
@@ -100,43 +107,71 @@ class GlobalScope:
         """Expand a FROM base name or `--platform` (and `--from=`) with global ARGs only."""
         return self.expand_word(word, self.meta, ins)
 
-    def stage_scope(self, base_image_env: Mapping[str, str]) -> StageScope:
-        return StageScope(self, base_image_env)
+    def stage_scope(
+        self, base_image_env: Mapping[str, str], *, parent: StageScope | None = None
+    ) -> StageScope:
+        """Scope for one stage. For `FROM <stage>` pass that stage's finished scope as
+        `parent`: BuildKit carries its ENV and ARG values over (base_image_env is then
+        only the image ENV, normally equal to parent.env)."""
+        return StageScope(self, base_image_env, parent)
 
     def unused_build_args(self) -> list[str]:
-        """Build args no ARG consumed so far (proxy and platform args never count)."""
-        ignore = set(PROXY_ARGS) | set(PLATFORM_ARGS)
-        return sorted(k for k in self.build_args if k not in self.consumed and k not in ignore)
+        """Build args no ARG consumed so far (proxy, platform, BUILDKIT_* never count)."""
+        return sorted(k for k in self.build_args if k not in self.consumed and not _always_used(k))
+
+
+def _always_used(name: str) -> bool:
+    return (
+        name in PROXY_ARGS
+        or name in PLATFORM_ARGS
+        or name.startswith("BUILDKIT_")
+        or name == "SOURCE_DATE_EPOCH"
+    )
 
 
 class StageScope:
     """Variables of one stage while its instructions are dispatched in order."""
 
-    def __init__(self, global_scope: GlobalScope, base_image_env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        global_scope: GlobalScope,
+        base_image_env: Mapping[str, str],
+        parent: StageScope | None = None,
+    ) -> None:
         self.global_scope = global_scope
+        # The image config ENV: base image ENV updated by ENV instructions only.
         self.env: dict[str, str] = dict(base_image_env)
+        # BuildKit's state env: ENV and ARG values, last writer wins; `$NAME` reads it.
+        self.state_env: dict[str, str] = dict(base_image_env)
+        # ARGs declared so far (name -> value or None), in declaration order.
         self.args: dict[str, str | None] = {}
+        if parent is not None:
+            self.state_env = dict(parent.state_env)
+            self.args = dict(parent.args)
 
     # -- variables ----------------------------------------------------------
     def variables(self) -> dict[str, str]:
-        """What `$NAME` sees: ARGs declared in this stage, overridden by ENV."""
-        out = {k: v for k, v in self.args.items() if v is not None}
-        out.update(self.env)
-        return out
+        """What `$NAME` sees in this stage right now."""
+        return dict(self.state_env)
 
     def run_env(self) -> dict[str, str]:
-        """Environment for RUN: undeclared proxy build args, then ARGs, then ENV."""
-        out = {
-            k: v
-            for k, v in self.global_scope.build_args.items()
-            if k in PROXY_ARGS and k not in self.args
-        }
-        out.update(self.variables())
+        """Environment for RUN: the state env plus proxy build args (both spellings)."""
+        out: dict[str, str] = {}
+        build_args = self.global_scope.build_args
+        for upper in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"):
+            value = None
+            for key in sorted(build_args):
+                if key.upper() == upper:
+                    value = build_args[key]
+            if value is not None:
+                out[upper] = out[upper.lower()] = value
+        out.update(self.state_env)
         return out
 
     def run_build_args(self) -> list[tuple[str, str]]:
-        """ARGs with values in scope, for RUN history (`|N K=V ...`) and cache keys."""
-        return [(k, v) for k, v in self.args.items() if v is not None and k not in self.env]
+        """Declared ARGs as RUN's history shows them (`|N K=V ...`) and cache keys use:
+        every ARG in declaration order, with the value RUN sees ("" when unset)."""
+        return [(k, self.state_env.get(k, v or "")) for k, v in self.args.items()]
 
     def unused_build_args(self) -> list[str]:
         return self.global_scope.unused_build_args()
@@ -156,9 +191,10 @@ class StageScope:
         if kw in ("ENV", "LABEL"):
             changes["args"] = tuple(word(a, ins, v) for a in ins.args)
         elif kw == "ARG":
+            # As BuildKit's history shows it: the value the ARG ends up with.
             changes["args"] = tuple(
-                name if default is None else f"{name}={default}"
-                for name, default, _ in self._resolve_args(ins)
+                name if value is None else f"{name}={value}"
+                for name, _, value in self._resolve_args(ins)
             )
         elif kw in ("ADD", "COPY"):
             changes["args"] = tuple(
@@ -197,9 +233,6 @@ class StageScope:
         for k, val in ins.flag_values:
             if k in ("chown", "chmod", "checksum", "exclude"):
                 val = self._word(val, ins, v)
-            elif k == "from":
-                # BuildKit resolves --from before stages run: only global ARGs apply.
-                val = self.global_scope.expand_from(val, ins)
             out.append((k, val))
         return tuple(out)
 
@@ -219,11 +252,14 @@ class StageScope:
         if ins.keyword == "ENV":
             for key, value in self.expand_instruction(ins).pairs():
                 self.env[key] = value
+                self.state_env[key] = value
             return
         for name, _, arg_value in self._resolve_args(ins):
             if name in self.global_scope.build_args:
                 self.global_scope.consumed.add(name)
-            self.args[name] = arg_value
+            self.args[name] = arg_value  # a redeclared ARG keeps its first position
+            if arg_value is not None:
+                self.state_env[name] = arg_value
 
     def _resolve_args(self, ins: Instruction) -> list[tuple[str, str | None, str | None]]:
         """(name, expanded default, value) for each ARG word, in order: a default may use
@@ -233,18 +269,18 @@ class StageScope:
         out: list[tuple[str, str | None, str | None]] = []
         for word in ins.args:
             name, default = split_arg(word)
-            if default is not None and not ins.expanded:
-                default = self._word(default, ins, v)
             value: str | None
             if name in gs.build_args:
-                value = gs.build_args[name]
+                value = gs.build_args[name]  # the default is not even expanded
             elif default is not None:
+                if not ins.expanded:
+                    default = self._word(default, ins, v)
                 value = default
             elif name in gs.meta:
                 value = gs.meta[name]
             else:
                 value = None
-            if value is not None and name not in self.env:
+            if value is not None:
                 v[name] = value
             out.append((name, default, value))
         return out

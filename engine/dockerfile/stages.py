@@ -249,7 +249,14 @@ def _resolve_dependencies(st: Stage, stages: list[Stage], gs: GlobalScope) -> No
     images: list[str] = []
     for ins in st.instructions:
         if ins.keyword == "COPY" and ins.flag("from"):
-            ref = gs.expand_from(ins.flag("from") or "", ins)
+            ref = ins.flag("from") or ""
+            if gs.expand_word(ref, {}, ins) != ref:
+                raise DockerfileError(
+                    "variable expansion is not supported for --from, define a new stage "
+                    "with FROM using ARG from global scope as a workaround",
+                    file=gs.filename,
+                    line=ins.line,
+                )
             if _INT.match(ref):
                 index = int(ref)
                 if not 0 <= index < len(stages):
@@ -268,7 +275,7 @@ def _resolve_dependencies(st: Stage, stages: list[Stage], gs: GlobalScope) -> No
                 mount_ref = _mount_from(spec)
                 if not mount_ref:
                     continue
-                ref = gs.expand_from(mount_ref, ins)
+                ref = mount_ref  # like COPY --from, resolved before any ARG is known
                 found = _lookup(stages, ref, allow_index=False)
                 if found is not None:
                     deps.append(found.index)

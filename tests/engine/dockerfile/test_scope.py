@@ -65,10 +65,34 @@ def test_env_wins_over_arg() -> None:
     assert scope.run_env()["CONT_IMG_VER"] == "v1.0.0"
 
 
-def test_env_from_base_image_wins_over_arg_and_is_expandable() -> None:
-    g = graph("FROM a\nARG PATH=/nope\nWORKDIR $PATH\n")
-    _scope, out = run_stage(g, base_env={"PATH": "/usr/bin"})
-    assert out[1].args == ("/usr/bin",)
+def test_arg_written_after_env_is_what_run_sees_but_image_keeps_env() -> None:
+    # BuildKit's state env is last-writer-wins; the image config only takes ENV.
+    g = graph("FROM a\nENV MODE=env\nARG MODE=arg\nWORKDIR /$MODE\nARG PATH=/nope\n")
+    scope, out = run_stage(g, base_env={"PATH": "/usr/bin"})
+    assert out[2].args == ("/arg",)
+    assert scope.run_env()["MODE"] == "arg"
+    assert scope.run_env()["PATH"] == "/nope"
+    assert scope.env == {"PATH": "/usr/bin", "MODE": "env"}
+
+
+def test_base_image_env_is_expandable() -> None:
+    _scope, out = run_stage(graph("FROM a\nWORKDIR $HOME/x\n"), base_env={"HOME": "/root"})
+    assert out[0].args == ("/root/x",)
+
+
+def test_child_stage_inherits_parent_stage_args_and_env() -> None:
+    g = graph("FROM a AS base\nARG V=1\nENV E=2\nFROM base\nRUN echo $V $E\n")
+    parent, _ = run_stage(g, 0)
+    child = g.global_scope.stage_scope(parent.env, parent=parent)
+    assert child.run_env()["V"] == "1"
+    assert child.env == {"E": "2"}
+    assert child.run_build_args() == [("V", "1")]
+
+
+def test_build_arg_value_skips_default_expansion() -> None:
+    scope, out = run_stage(graph("FROM a\nARG A=${X:?never}\n", {"A": "given"}))
+    assert scope.args == {"A": "given"}
+    assert out[0].args == ("A=given",)
 
 
 def test_env_pairs_expand_with_values_from_before_the_instruction() -> None:
@@ -86,7 +110,7 @@ def test_arg_defaults_see_earlier_args_on_the_same_line() -> None:
 def test_arg_without_value_is_declared_but_unset() -> None:
     scope, _out = run_stage(graph("FROM a\nARG NOPE\nENV X=${NOPE-unset}\n"))
     assert scope.env["X"] == "unset"
-    assert scope.run_build_args() == []
+    assert scope.run_build_args() == [("NOPE", "")]  # BuildKit's `RUN |1 NOPE= ...`
 
 
 def test_proxy_args_reach_run_without_declaration_and_stay_out_of_history() -> None:
@@ -242,8 +266,12 @@ def test_from_names_only_earlier_stages() -> None:
     assert g.stages[0].base_stage is None
 
 
-def test_global_arg_without_default_is_empty_in_from() -> None:
-    g = graph("ARG TAG\nFROM alpine${TAG:+:}${TAG-latest}\n")
-    assert g.stages[0].base == "alpine"
-    g = graph("ARG TAG\nFROM alpine${TAG:+:}${TAG}\n", {"TAG": "3"})
-    assert g.stages[0].base == "alpine:3"
+def test_global_arg_without_default_is_unset_in_from() -> None:
+    assert graph("ARG TAG\nFROM alpine:${TAG-latest}\n").stages[0].base == "alpine:latest"
+    assert graph("ARG TAG=\nFROM alpine:${TAG-latest}\n").stages[0].base == "alpine:"
+    assert graph("ARG TAG\nFROM alpine:${TAG}\n", {"TAG": "3"}).stages[0].base == "alpine:3"
+
+
+def test_copy_from_is_never_expanded() -> None:
+    with pytest.raises(DockerfileError, match="Dockerfile:3: variable expansion is not supported"):
+        graph("ARG S=a\nFROM a\nCOPY --from=$S / /\n")
