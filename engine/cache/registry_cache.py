@@ -15,9 +15,12 @@ or an `oci:/path` layout directory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.cache.layout import LayoutStore
-from engine.errors import BrickyardError, CacheError
+from engine.errors import BrickyardError, CacheError, ManifestUnknown
 from engine.image.model import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -38,6 +41,8 @@ from engine.image.model import (
     descriptor_for,
     parse_manifest,
 )
+from engine.registry.client import RegistryClient
+from engine.registry.reference import Reference
 
 log = logging.getLogger("brickyard.cache")
 
@@ -74,6 +79,11 @@ class CachedLayer:
     # None for an oci: layout cache (the blob is local: use StepCache.fetch_layer).
     repository: str | None
     manifest_digest: str
+
+    @property
+    def mount_source(self) -> Reference | None:
+        """`mount_from` for RegistryClient.push_blob, None for a layout cache."""
+        return Reference.parse(self.repository) if self.repository else None
 
 
 class CacheBackend(Protocol):
@@ -119,6 +129,48 @@ class LayoutBackend:
 
     def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
         self.store.copy_blob(desc.digest, dest)
+
+
+class RegistryBackend:
+    """Cache images in a registry repository (`--cache-repo host/repo`), tags = keys."""
+
+    def __init__(self, client: RegistryClient, repo: str) -> None:
+        ref = Reference.parse(repo)
+        if ref.digest or ref.tag:
+            raise CacheError(f"--cache-repo {repo} must name a repository, not a tag or digest")
+        self.client = client
+        self.ref = ref
+        self.repository: str | None = ref.name
+        self.location = ref.name
+
+    def get_manifest(self, tag: str) -> bytes | None:
+        try:
+            raw, _media_type, _digest = self.client.get_manifest(self.ref.with_tag(tag))
+        except ManifestUnknown:
+            return None
+        return raw
+
+    def push_layer(self, desc: Descriptor, path: Path, mount_from: str | None) -> None:
+        source = Reference.parse(mount_from) if mount_from else None
+        self.client.push_blob(self.ref, desc, path, mount_from=source)
+
+    def push_bytes(self, desc: Descriptor, data: bytes) -> None:
+        if self.client.blob_exists(self.ref, desc.digest):
+            return
+        fd, tmp = tempfile.mkstemp(prefix="brickyard-cache-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            self.client.push_blob(self.ref, desc, Path(tmp))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        return self.client.put_manifest(self.ref.with_tag(tag), body, media_type)
+
+    def fetch_blob(self, desc: Descriptor, dest: Path) -> None:
+        self.client.fetch_blob(self.ref, desc, dest)
 
 
 def default_cache_repo(destination: str) -> str:
@@ -344,3 +396,29 @@ class StepCache:
         if cached.layer is None:
             raise CacheError(f"cache entry {cached.key[:12]} has no layer to fetch")
         self.backend.fetch_blob(cached.layer, dest)
+
+
+def open_step_cache(
+    options: Any, client: RegistryClient, *, platform: Platform | None = None
+) -> StepCache | None:
+    """The build's StepCache from BuildOptions (duck-typed field names), None without --cache.
+
+    `--cache-repo oci:/path` is a local layout; otherwise a registry repository reached with
+    `client` (the build's RegistryClient, so auth, TLS and insecure settings are shared).
+    """
+    if not getattr(options, "cache", False):
+        return None
+    repo = cache_repo_for(getattr(options, "cache_repo", ""), getattr(options, "destination", ()))
+    backend: CacheBackend
+    if repo.startswith("oci:"):
+        backend = LayoutBackend(Path(repo[len("oci:") :]))
+    else:
+        backend = RegistryBackend(client, repo)
+    return StepCache(
+        backend,
+        ttl=getattr(options, "cache_ttl", dt.timedelta(hours=336)),
+        push=not getattr(options, "no_push_cache", False),
+        run_layers=getattr(options, "cache_run_layers", True),
+        copy_layers=getattr(options, "cache_copy_layers", False),
+        platform=platform,
+    )
