@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,11 @@ def busybox_image(registry: RunningRegistry) -> str:
     from tests.support.images import push_busybox_image
 
     return push_busybox_image(registry.host, "base/busybox", "latest")
+
+
+@pytest.fixture(scope="session")
+def busybox_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OCI image layout dir holding the busybox image under tag "latest" (no registry)."""
+    from tests.support.images import make_busybox_layout
+
+    return make_busybox_layout(tmp_path_factory.mktemp("busybox-layout") / "layout")

@@ -259,3 +259,60 @@ def test_umoci_unpacks_our_layer(tmp_path: Path) -> None:
     assert os.readlink(rootfs / "bin/sh") == "/bin/tool"
     assert (rootfs / "bin/tool-hl").stat().st_ino == (rootfs / "bin/tool").stat().st_ino
     assert stat.S_IMODE((rootfs / "bin/tool").stat().st_mode) == 0o4755
+
+
+def _many_files(root: Path, n: int) -> None:
+    for i in range(n):
+        d = root / f"d{i // 50:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}").write_bytes(b"%d" % i * (i % 7))
+    last = root / f"d{(n - 1) // 50:03d}"
+    os.link(root / "d000/f00001", last / "zz-link")  # a hardlink across batches
+    (root / "big").write_bytes(os.urandom(300_000))
+
+
+def test_forked_builders_give_the_same_bytes_as_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.image.layers as layers
+
+    root = tmp_path / "r"
+    _many_files(root, 600)
+    snap = Snapshotter(root)
+    d = snap.diff()
+    monkeypatch.setattr(layers, "_BATCH", 16)
+    monkeypatch.setattr(layers, "_FORK_MIN", 10**9)
+    inline = write_layer(root, d.changed, ["gone"], tmp_path / "a", index=snap.index)
+    monkeypatch.setattr(layers, "_FORK_MIN", 10)
+    forked = write_layer(root, d.changed, ["gone"], tmp_path / "b", index=snap.index)
+    assert (forked.digest, forked.diff_id, forked.entries) == (
+        inline.digest,
+        inline.diff_id,
+        inline.entries,
+    )
+    assert inline.path.read_bytes() == forked.path.read_bytes()
+    link = next(e for e in iterate_layer(forked.path) if e.name == "d011/zz-link")
+    assert link.info.islnk() and link.info.linkname == "d000/f00001"
+
+
+def test_forked_builder_error_is_reported_and_output_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.image.layers as layers
+    from engine.errors import OutputError
+
+    root = tmp_path / "r"
+    _many_files(root, 200)
+    snap = Snapshotter(root)
+    d = snap.diff()
+
+    def broken(host: str) -> list[tuple[str, bytes]]:
+        raise RuntimeError("xattr reader exploded")
+
+    monkeypatch.setattr(layers, "_FORK_MIN", 10)
+    monkeypatch.setattr(layers, "_read_xattrs", broken)
+    with pytest.raises(OutputError, match="xattr reader exploded"):
+        write_layer(root, d.changed, [], tmp_path / "out", index=snap.index)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every builder was reaped

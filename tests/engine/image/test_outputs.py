@@ -120,3 +120,9 @@ def test_docker_archive_rejects_size_mismatch_and_leaves_nothing(
     with pytest.raises(ImageError, match="bytes but descriptor says"):
         write_docker_archive(tmp_path / "out" / "x.tar", [bad])
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_busybox_layout_fixture_is_readable(busybox_layout: Path) -> None:
+    img = read_oci_layout(busybox_layout, "latest")
+    config = json.loads(img.config)
+    assert config["config"]["Cmd"] == ["sh"] and len(img.layer_paths) == 1
