@@ -8,7 +8,10 @@ Matching follows moby/patternmatcher: every pattern is translated to a regular e
 the way Pattern.compile does (`*` and `?` never cross `/`, `**` crosses any number of
 directories, `\\` escapes, `[...]` classes kept), with its exact/prefix/suffix shortcuts.
 A path is excluded when the last pattern that matches it or one of its parent directories
-is not an exception (MatchesOrParentMatches).
+is not an exception, evaluated top-down with the parent's per-pattern results
+(MatchesUsingParentResults, what Docker's archive walker and BuildKit's fsutil use). It differs
+from the older MatchesOrParentMatches in one corner: with `a/**` then `!*`, `a/x` stays
+excluded, because `!*` was never tried on `a` (nothing was excluded yet there).
 
 A walk may skip an excluded directory only when no exception pattern starts with that
 directory (the rule of Docker's archive walker and fsutil): `!**/keep` does not reach back
@@ -183,25 +186,36 @@ class IgnoreMatcher:
         return any(p.exclusion for p in self.patterns)
 
     def excluded(self, rel: str) -> bool:
-        """MatchesOrParentMatches for a "/"-separated path relative to the context."""
-        if not self.patterns:
-            return False
-        path = go_clean(rel)
-        parent = posixpath.dirname(path) or "."
-        parent_dirs = parent.split("/")
+        """Is this "/"-separated context path left out? Evaluated from the top directory
+        down, as Docker's and BuildKit's walkers do (MatchesUsingParentResults)."""
+        return self.results_for(rel)[0] if self.patterns else False
+
+    def results_for(self, rel: str) -> tuple[bool, tuple[bool, ...]]:
+        """(excluded, per-pattern results) for a path, chaining its parent directories."""
+        parts = go_clean(rel).split("/")
+        excluded = False
+        results: tuple[bool, ...] = (False,) * len(self.patterns)
+        for depth in range(1, len(parts) + 1):
+            excluded, results = self.match_with_parent("/".join(parts[:depth]), results)
+        return excluded, results
+
+    def match_with_parent(
+        self, rel: str, parent: tuple[bool, ...]
+    ) -> tuple[bool, tuple[bool, ...]]:
+        """patternmatcher.MatchesUsingParentResults: a pattern that matched the parent
+        directory matches here too; otherwise it is tried on this path alone, and only
+        when it could change the outcome (an exception while excluded, or the reverse).
+        Returns (excluded, results to hand to this entry's children)."""
         matched = False
-        for pat in self.patterns:
-            if pat.exclusion != matched:
-                continue
-            hit = pat.match(path)
-            if not hit and parent != ".":
-                for i in range(len(parent_dirs)):
-                    if pat.match("/".join(parent_dirs[: i + 1])):
-                        hit = True
-                        break
+        results: list[bool] = []
+        for pat, parent_hit in zip(self.patterns, parent, strict=True):
+            hit = parent_hit
+            if not hit and pat.exclusion == matched:
+                hit = pat.match(rel)
+            results.append(hit)
             if hit:
                 matched = not pat.exclusion
-        return matched
+        return matched, tuple(results)
 
     def can_skip_dir(self, rel: str) -> bool:
         """May a walk skip this excluded directory? Only if no exception starts with it."""

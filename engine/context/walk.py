@@ -32,21 +32,28 @@ def walk_context(
     first = root if start in (".", "") else root / start
     prefix = "" if start in (".", "") else go_clean(start) + "/"
     # filepath.Walk order: lexical, depth-first, a directory before its contents.
-    stack: list[Iterator[tuple[os.DirEntry[str], str]]] = [_listing(first, prefix)]
+    # Each level carries its directory's per-pattern results (Moby's MatchInfo), so a
+    # path is matched once per pattern instead of once per pattern and parent.
+    top = matcher.results_for(start)[1] if prefix else (False,) * len(matcher.patterns)
+    stack: list[tuple[Iterator[tuple[os.DirEntry[str], str]], tuple[bool, ...]]] = [
+        (_listing(first, prefix), top)
+    ]
     while stack:
-        item = next(stack[-1], None)
+        listing, parent_results = stack[-1]
+        item = next(listing, None)
         if item is None:
             stack.pop()
             continue
         entry, rel = item
         is_dir = entry.is_dir(follow_symlinks=False)
-        if matcher.excluded(rel):
+        excluded, results = matcher.match_with_parent(rel, parent_results)
+        if excluded:
             if is_dir and not matcher.can_skip_dir(rel):
-                stack.append(_listing(Path(entry.path), rel + "/"))
+                stack.append((_listing(Path(entry.path), rel + "/"), results))
             continue
         yield ContextEntry(rel, Path(entry.path), is_dir)
         if is_dir:
-            stack.append(_listing(Path(entry.path), rel + "/"))
+            stack.append((_listing(Path(entry.path), rel + "/"), results))
 
 
 def _listing(directory: Path, rel_prefix: str) -> Iterator[tuple[os.DirEntry[str], str]]:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +15,7 @@ from engine.context.dockerignore import (
     read_ignore_lines,
 )
 from engine.context.gomatch import BadPattern, go_match
+from engine.context.walk import walk_context
 from engine.errors import ContextError
 
 
@@ -190,7 +194,7 @@ TOKENS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(st.lists(TOKENS, min_size=1, max_size=6), st.lists(SEGMENT, min_size=1, max_size=3))
 def test_without_double_star_a_pattern_matches_like_go_filepath_match(
     tokens: list[str], segments: list[str]
@@ -207,7 +211,7 @@ def test_without_double_star_a_pattern_matches_like_go_filepath_match(
     assert Pattern.compile(raw).match(path) is expected
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(
     st.lists(SEGMENT, min_size=1, max_size=3),
     st.lists(SEGMENT, min_size=0, max_size=2),
@@ -224,7 +228,7 @@ def test_literal_pattern_excludes_itself_and_everything_below(
         assert not m.excluded(candidate)
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(
     st.lists(st.sampled_from(["*", "a*", "**/b", "a/**", "?", "c"]), max_size=4),
     st.lists(SEGMENT, min_size=1, max_size=3),
@@ -235,3 +239,51 @@ def test_a_trailing_exception_for_the_path_always_reincludes_it(
     path = "/".join(segments)
     m = IgnoreMatcher.from_lines([*patterns, "!" + path])
     assert not m.excluded(path)
+
+
+PATTERN_POOL = ["*", "a*", "**/b", "a/**", "?", "c", "a/b", "**/*.c", "[ab]", "b/*"]
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.sampled_from(PATTERN_POOL)), min_size=1, max_size=5),
+    st.lists(
+        st.lists(st.sampled_from(["a", "b", "c", "a.c", "bb"]), min_size=1, max_size=3),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_walk_yields_exactly_the_kept_paths_below_unpruned_dirs(
+    patterns: list[tuple[bool, str]], files: list[list[str]]
+) -> None:
+    m = IgnoreMatcher.from_lines([("!" if neg else "") + p for neg, p in patterns])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        made: set[str] = set()
+        for segs in files:
+            *dirs, name = segs
+            parent = root.joinpath(*dirs)
+            if any(root.joinpath(*segs[:i]).is_file() for i in range(1, len(segs))):
+                continue  # a file already sits where a directory would go
+            if (parent / name).is_dir():
+                continue
+            parent.mkdir(parents=True, exist_ok=True)
+            (parent / name).write_text("x")
+            made.update("/".join(segs[:i]) for i in range(1, len(segs) + 1))
+        walked = {e.rel for e in walk_context(root, m)}
+
+        def pruned_above(rel: str) -> bool:
+            parts = rel.split("/")
+            return any(
+                m.excluded("/".join(parts[:i])) and m.can_skip_dir("/".join(parts[:i]))
+                for i in range(1, len(parts))
+            )
+
+        expected = {r for r in made if not m.excluded(r) and not pruned_above(r)}
+        assert walked == expected
+
+
+def test_parent_results_corner_case_matches_moby_walkers() -> None:
+    m = IgnoreMatcher.from_lines(["a/**", "!*"])
+    assert not m.excluded("a")
+    assert m.excluded("a/x")  # "!*" never ran on "a", so it cannot re-include "a/x"
