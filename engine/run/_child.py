@@ -74,7 +74,7 @@ def enter_user_namespace(uid: int, gid: int, sync_fds: list[int] | None = None) 
         os.close(ready)
         os.close(ack)
         if answer != b"1":
-            raise SetupError("rootless: newuidmap/newgidmap could not map this step's ids")
+            raise SetupError("could not map this step's user namespace ids")
         return
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"0 {uid} 1\n")
@@ -91,7 +91,7 @@ DEV_LINKS = {
 }
 
 
-def mount_dev(target: str, rootless: bool) -> None:
+def mount_dev(target: str, in_userns: bool) -> None:
     """A private /dev like runc's: tmpfs with the safe host nodes bound in, never the
     host's whole /dev (a root RUN could otherwise write to host disks)."""
     mount("tmpfs", target, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
@@ -107,7 +107,7 @@ def mount_dev(target: str, rootless: bool) -> None:
     for name, mode in (("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)):
         os.mkdir(os.path.join(target, name))
         os.chmod(os.path.join(target, name), mode)
-    opts = "newinstance,ptmxmode=0666,mode=0620" + ("" if rootless else ",gid=5")
+    opts = "newinstance,ptmxmode=0666,mode=0620" + ("" if in_userns else ",gid=5")
     with contextlib.suppress(OSError):
         mount("devpts", os.path.join(target, "pts"), "devpts", MS_NOSUID | MS_NOEXEC, opts)
 
@@ -122,14 +122,23 @@ def mount_sys(target: str) -> None:
             mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
+def mount_proc(target: str) -> None:
+    try:
+        mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError:
+        # A container whose /proc has masked paths refuses a fresh procfs
+        # (mount_too_revealing); its own /proc bound recursively is the fallback.
+        mount("/proc", target, None, MS_BIND | MS_REC)
+
+
 def setup_mounts(spec: dict) -> None:
     rootfs = spec["rootfs"]
-    rootless = spec["mode"] == "rootless"
+    in_userns = bool(spec.get("userns"))
     mp = spec["mountpoints"]
     if "proc" in mp:
-        mount("proc", os.path.join(rootfs, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        mount_proc(os.path.join(rootfs, "proc"))
     if "dev" in mp:
-        mount_dev(os.path.join(rootfs, "dev"), rootless)
+        mount_dev(os.path.join(rootfs, "dev"), in_userns)
     if "sys" in mp:
         mount_sys(os.path.join(rootfs, "sys"))
     for src, dst in spec["binds"]:
@@ -138,7 +147,7 @@ def setup_mounts(spec: dict) -> None:
 
 def become_user(spec: dict) -> None:
     uid, gid, groups = spec["uid"], spec["gid"], spec["groups"]
-    if spec["mode"] == "rootless" and not spec.get("sync_fds"):
+    if spec.get("userns") == "single":
         if uid != 0 or gid != 0 or groups:
             # A single-id mapping knows only root; other ids would be EINVAL.
             raise SetupError(f"rootless isolation maps only uid 0; cannot switch to {uid}:{gid}")
@@ -148,8 +157,8 @@ def become_user(spec: dict) -> None:
         os.setgid(gid)
         os.setuid(uid)
     except OSError as e:
-        if spec["mode"] == "rootless":  # EINVAL: the id is outside the subuid/subgid range
-            raise SetupError(f"rootless: cannot switch to {uid}:{gid}: {e.strerror}") from None
+        if spec.get("userns"):  # EINVAL: the id is outside the mapped ranges
+            raise SetupError(f"cannot switch to {uid}:{gid}: {e.strerror}") from None
         raise
 
 
@@ -201,7 +210,7 @@ def _status_of(wait_status: int) -> int:
 def probe(spec: dict) -> int:
     """Exit 0 when this process may make the namespaces and mounts a step needs."""
     try:
-        if spec["mode"] == "rootless":
+        if spec.get("userns"):
             enter_user_namespace(spec["host_uid"], spec["host_gid"])
         unshare(CLONE_NEWNS | CLONE_NEWPID)
         mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -219,7 +228,7 @@ def main() -> int:
     for fd in [report, *(spec.get("sync_fds") or [])]:
         os.set_inheritable(fd, False)
     try:
-        if spec["mode"] == "rootless":
+        if spec.get("userns"):
             enter_user_namespace(spec["host_uid"], spec["host_gid"], spec.get("sync_fds"))
         if spec["use_mounts"]:
             unshare(CLONE_NEWNS | CLONE_NEWPID)

@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.errors import BuildError
-from engine.run.idmap import subid_map
+from engine.run.idmap import IdentityMap, IdMapper, subid_map
 from engine.run.prepare import prepare_rootfs
 from engine.run.spawn import probe_child, run_child, spec_for
-from engine.run.user import resolve_user
+from engine.run.user import UserIds, resolve_user
 
 _notes_given: set[str] = set()
-_probe_cache: dict[str, bool] = {}
+_probe_cache: dict[tuple[str, str | None], bool] = {}
+
+# How a step gets its mounts, best first.
+MOUNTS = "mounts"  # mount+pid namespaces directly (CAP_SYS_ADMIN)
+USERNS_MOUNTS = "userns"  # the same inside a user namespace (root without CAP_SYS_ADMIN)
+MKNOD = "mknod"  # no mounts at all: /dev nodes made with mknod, no /proc or /sys
 
 
 def _note_once(key: str, text: str, out: TextIO) -> None:
@@ -24,12 +29,18 @@ def _note_once(key: str, text: str, out: TextIO) -> None:
         out.flush()
 
 
-def _mounts_allowed(mode: str) -> bool:
-    """Probed once per process and mode: can a child make mount+pid namespaces?"""
-    if mode not in _probe_cache:
-        spec = {"mode": mode, "host_uid": os.geteuid(), "host_gid": os.getegid()}
-        _probe_cache[mode] = probe_child(spec)
-    return _probe_cache[mode]
+def _probe(mode: str, userns: str | None) -> bool:
+    """Probed once per process: can a child make the namespaces a step needs?"""
+    key = (mode, userns)
+    if key not in _probe_cache:
+        spec = {
+            "mode": mode,
+            "userns": userns,
+            "host_uid": os.geteuid(),
+            "host_gid": os.getegid(),
+        }
+        _probe_cache[key] = probe_child(spec)
+    return _probe_cache[key]
 
 
 def _check_rootfs(rootfs: Path) -> Path:
@@ -37,16 +48,65 @@ def _check_rootfs(rootfs: Path) -> Path:
     rootfs = Path(os.path.realpath(rootfs))
     if not rootfs.is_dir():
         raise BuildError(f"RUN: rootfs is not a directory: {rootfs}")
-    if os.path.realpath(rootfs) == "/":
+    if str(rootfs) == "/":
         # chroot and rootless must never write the host's /: that is inplace's job.
         raise BuildError("RUN: refusing to use / as a chroot rootfs (use --isolation inplace)")
     return rootfs
 
 
+def _run_prepared(
+    mode: str,
+    argv: list[str],
+    *,
+    rootfs: Path,
+    env: Mapping[str, str],
+    cwd: str,
+    ids: UserIds,
+    step_label: str,
+    out: TextIO,
+    use_mounts: bool,
+    userns: str | None,
+    id_map: IdMapper | None,
+) -> int:
+    prep = prepare_rootfs(rootfs, use_mounts=use_mounts, make_dev_nodes=not use_mounts)
+    try:
+        spec = spec_for(
+            mode=mode,
+            rootfs=rootfs,
+            argv=argv,
+            env=env,
+            cwd=cwd,
+            uid=ids.uid,
+            gid=ids.gid,
+            groups=ids.groups,
+            home=ids.home,
+            use_mounts=use_mounts,
+            userns=userns,
+            mountpoints=prep.mountpoints,
+            binds=prep.binds,
+        )
+        return run_child(spec, step_label=step_label, out=out, id_map=id_map)
+    finally:
+        prep.restore()
+
+
 class ChrootIsolation:
-    """chroot into a private rootfs; mount+pid namespaces when allowed, mknod otherwise."""
+    """chroot into a private rootfs. Mount and pid namespaces (fresh /proc, a private /dev,
+    read-only /sys) when allowed: directly with CAP_SYS_ADMIN, else inside an identity-mapped
+    user namespace when the kernel and seccomp allow one (userns=False turns this tier off);
+    otherwise no mounts, /dev nodes made with mknod, said once."""
 
     name = "chroot"
+
+    def __init__(self, *, userns: bool = True) -> None:
+        self.userns = userns
+
+    def tier(self) -> str:
+        if _probe(self.name, None):
+            return MOUNTS
+        if self.userns and _probe(self.name, "single"):
+            return USERNS_MOUNTS
+        return MKNOD
 
     def run(
         self,
@@ -61,33 +121,28 @@ class ChrootIsolation:
     ) -> int:
         rootfs = _check_rootfs(rootfs)
         ids = resolve_user(user, rootfs)
-        use_mounts = _mounts_allowed(self.name)
-        if not use_mounts:
+        tier = self.tier()
+        if tier == MKNOD:
             _note_once(
                 "chroot-nomount",
                 "mounts are not permitted here; RUN gets /dev nodes made with mknod "
                 "and no /proc or /sys",
                 out,
             )
-        prep = prepare_rootfs(rootfs, use_mounts=use_mounts, make_dev_nodes=True)
-        try:
-            spec = spec_for(
-                mode=self.name,
-                rootfs=rootfs,
-                argv=argv,
-                env=env,
-                cwd=cwd,
-                uid=ids.uid,
-                gid=ids.gid,
-                groups=ids.groups,
-                home=ids.home,
-                use_mounts=use_mounts,
-                mountpoints=prep.mountpoints,
-                binds=prep.binds,
-            )
-            return run_child(spec, step_label=step_label, out=out)
-        finally:
-            prep.restore()
+        in_userns = tier == USERNS_MOUNTS
+        return _run_prepared(
+            self.name,
+            argv,
+            rootfs=rootfs,
+            env=env,
+            cwd=cwd,
+            ids=ids,
+            step_label=step_label,
+            out=out,
+            use_mounts=tier != MKNOD,
+            userns="external" if in_userns else None,
+            id_map=IdentityMap() if in_userns else None,
+        )
 
 
 class RootlessIsolation:
@@ -110,31 +165,25 @@ class RootlessIsolation:
     ) -> int:
         rootfs = _check_rootfs(rootfs)
         ids = resolve_user(user, rootfs)
-        if not _mounts_allowed(self.name):
+        if not _probe(self.name, "single"):
             raise BuildError(
                 "rootless isolation needs unprivileged user and mount namespaces, "
                 "which this kernel or sandbox does not allow"
             )
-        prep = prepare_rootfs(rootfs, use_mounts=True, make_dev_nodes=False)
-        try:
-            spec = spec_for(
-                mode=self.name,
-                rootfs=rootfs,
-                argv=argv,
-                env=env,
-                cwd=cwd,
-                uid=ids.uid,
-                gid=ids.gid,
-                groups=ids.groups,
-                home=ids.home,
-                use_mounts=True,
-                mountpoints=prep.mountpoints,
-                binds=prep.binds,
-            )
-            id_map = subid_map(os.geteuid(), os.getegid())
-            return run_child(spec, step_label=step_label, out=out, id_map=id_map)
-        finally:
-            prep.restore()
+        id_map = subid_map(os.geteuid(), os.getegid())
+        return _run_prepared(
+            self.name,
+            argv,
+            rootfs=rootfs,
+            env=env,
+            cwd=cwd,
+            ids=ids,
+            step_label=step_label,
+            out=out,
+            use_mounts=True,
+            userns="external" if id_map else "single",
+            id_map=id_map,
+        )
 
 
 class InplaceIsolation:

@@ -9,8 +9,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from engine.errors import BuildError
+
+
+class IdMapper(Protocol):
+    def apply(self, pid: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,22 @@ class IdMap:
             if res.returncode != 0:
                 detail = (res.stderr.strip().splitlines() or ["failed"])[-1]
                 raise BuildError(f"rootless: {Path(tool).name}: {detail}")
+
+
+class IdentityMap:
+    """Every id mapped to itself: for root without CAP_SYS_ADMIN (a default pod), whose
+    step then gets a user namespace only to own its mount and pid namespaces. Written by
+    the engine (CAP_SETUID/CAP_SETGID in the parent namespace) into the child's maps."""
+
+    FULL = "0 0 4294967295\n"
+
+    def apply(self, pid: int) -> None:
+        try:
+            for name in ("uid_map", "gid_map"):
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(self.FULL)
+        except OSError as e:
+            raise BuildError(f"cannot map the step's user namespace: {e.strerror}") from None
 
 
 def _range(path: Path, owners: tuple[str, ...]) -> tuple[int, int] | None:

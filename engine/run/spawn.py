@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import BuildError
-from engine.run.idmap import IdMap
+from engine.run.idmap import IdMapper
 
 CHILD = Path(__file__).with_name("_child.py")
 SETUP_FAILED = 125
@@ -101,7 +101,7 @@ def kill_rooted_at(rootfs: str) -> None:
 
 
 def run_child(
-    spec: Mapping[str, Any], *, step_label: str, out: TextIO, id_map: IdMap | None = None
+    spec: Mapping[str, Any], *, step_label: str, out: TextIO, id_map: IdMapper | None = None
 ) -> int:
     """Run the helper in its own session (process group = its pid), stdin /dev/null,
     stdout+stderr into one pipe streamed to out. Returns the command's exit status;
@@ -153,7 +153,7 @@ def run_child(
     return status
 
 
-def _map_child(proc: subprocess.Popen[bytes], id_map: IdMap, ready_r: int, ack_w: int) -> None:
+def _map_child(proc: subprocess.Popen[bytes], id_map: IdMapper, ready_r: int, ack_w: int) -> None:
     answer = b"0"
     try:
         ready, _, _ = select.select([ready_r], [], [], MAP_TIMEOUT)
@@ -213,6 +213,7 @@ def spec_for(
     groups: tuple[int, ...],
     home: str,
     use_mounts: bool,
+    userns: str | None = None,
     mountpoints: list[str],
     binds: list[tuple[str, str]],
 ) -> dict[str, Any]:
@@ -226,6 +227,7 @@ def spec_for(
         "gid": gid,
         "groups": list(groups),
         "use_mounts": use_mounts,
+        "userns": userns,
         "mountpoints": mountpoints,
         "binds": [list(b) for b in binds],
         "host_uid": os.geteuid(),

@@ -39,9 +39,12 @@ SCRIPT = """
 import io, json, os, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from engine.run import select_isolation
+from engine.run import ChrootIsolation, select_isolation
 rootfs = Path(sys.argv[2])
-iso = select_isolation(None, os.geteuid())
+if sys.argv[4:] == ["no-userns"]:
+    iso = ChrootIsolation(userns=False)
+else:
+    iso = select_isolation(None, os.geteuid())
 for step in json.loads(sys.argv[3]):
     out = io.StringIO()
     try:
@@ -53,9 +56,11 @@ for step in json.loads(sys.argv[3]):
 """
 
 
-def run_steps(prefix: list[str], python: str, rootfs: Path, steps: list[dict]) -> list[dict]:
+def run_steps(
+    prefix: list[str], python: str, rootfs: Path, steps: list[dict], *extra: str
+) -> list[dict]:
     res = subprocess.run(
-        [*prefix, python, "-c", SCRIPT, str(REPO), str(rootfs), json.dumps(steps)],
+        [*prefix, python, "-c", SCRIPT, str(REPO), str(rootfs), json.dumps(steps), *extra],
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,14 +75,42 @@ def step_lines(result: dict) -> list[str]:
     return [ln for ln in result["out"].splitlines() if not ln.startswith("note:")]
 
 
-def test_chroot_with_docker_default_capabilities_uses_mknod_fallback(tmp_path: Path) -> None:
+DEFAULT_POD = [
+    "setpriv",
+    "--no-new-privs",
+    "--inh-caps=-all",
+    "--bounding-set=-all," + ",".join(f"+{c}" for c in DOCKER_DEFAULT_CAPS),
+]
+
+
+def test_chroot_with_docker_default_capabilities_mounts_inside_a_user_namespace(
+    tmp_path: Path,
+) -> None:
+    """No CAP_SYS_ADMIN, but user namespaces allowed (a pod without a seccomp profile):
+    the step still gets a fresh /proc and private /dev, and USER works (identity map)."""
     rootfs = make_busybox_rootfs(tmp_path / "rootfs")
-    setpriv = [
-        "setpriv",
-        "--no-new-privs",
-        "--inh-caps=-all",
-        "--bounding-set=-all," + ",".join(f"+{c}" for c in DOCKER_DEFAULT_CAPS),
+    steps = [
+        {"sh": "ls /proc/1/status && ls /dev/null && head -c 3 /dev/zero | wc -c"},
+        {"sh": "id -u; id -G; touch /tmp/by-app", "user": "app"},
+        {"sh": "sleep 300 & setsid sleep 301 & echo bg"},
     ]
+    results = run_steps(DEFAULT_POD, sys.executable, rootfs, steps)
+    assert [r["backend"] for r in results] == ["chroot"] * 3
+    assert all("note:" not in r["out"] for r in results)
+    assert step_lines(results[0]) == ["s /proc/1/status", "s /dev/null", "s 3"], results
+    assert step_lines(results[1]) == ["s 1000", "s 1000 50"]
+    assert (rootfs / "tmp/by-app").stat().st_uid == 1000  # identity map: real ids on disk
+    assert step_lines(results[2]) == ["s bg"]
+    assert os.listdir(rootfs / "dev") == []
+    assert os.listdir(rootfs / "proc") == []
+    assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
+
+
+def test_chroot_with_docker_default_capabilities_uses_mknod_fallback(tmp_path: Path) -> None:
+    """No CAP_SYS_ADMIN and no user namespaces (Docker's seccomp profile blocks them):
+    no mounts at all, /dev nodes made with mknod and removed afterwards."""
+    rootfs = make_busybox_rootfs(tmp_path / "rootfs")
+    setpriv = DEFAULT_POD
     steps = [
         {"sh": "echo data > /dev/null && head -c 7 /dev/urandom | wc -c && ls /dev/zero"},
         {"sh": "id -u; id -G; touch /tmp/by-app", "user": "app"},
@@ -85,7 +118,7 @@ def test_chroot_with_docker_default_capabilities_uses_mknod_fallback(tmp_path: P
         {"sh": "sleep 300 & setsid sleep 301 & echo bg"},
         {"sh": "exit 4"},
     ]
-    results = run_steps(setpriv, sys.executable, rootfs, steps)
+    results = run_steps(setpriv, sys.executable, rootfs, steps, "no-userns")
     assert [r["backend"] for r in results] == ["chroot"] * 5
     assert "note: mounts are not permitted here" in results[0]["out"]
     assert all("note:" not in r["out"] for r in results[1:])  # said once
