@@ -148,8 +148,13 @@ def push_multiplatform_index(
     scheme: str = "http",
     auth: tuple[str, str] | None = None,
     verify: bool | str = False,
+    base_layer: tuple[bytes, str] | None = None,
 ) -> PushedIndex:
-    """Push one tiny image per platform plus an OCI index over them under `tag`."""
+    """Push one tiny image per platform plus an OCI index over them under `tag`.
+
+    Each image holds /platform ("os/arch[/variant]\n"). With `base_layer` (gzip blob,
+    diff_id), e.g. from `busybox_base_layer()`, that layer comes first, so every platform's
+    image is runnable here while /platform tells which entry was chosen."""
     base = f"{scheme}://{registry_host}"
     session = requests.Session()
     session.verify = verify
@@ -164,12 +169,20 @@ def push_multiplatform_index(
         variant = parts[2] if len(parts) > 2 else None
         layer, diff_id = _tiny_layer(spec + "\n")
         layer_digest = raw_push_blob(session, base, repo, layer)
+        layer_descs = [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": len(layer)}]
+        diff_ids = [diff_id]
+        if base_layer:
+            base_digest = raw_push_blob(session, base, repo, base_layer[0])
+            layer_descs.insert(
+                0, {"mediaType": OCI_LAYER_GZIP, "digest": base_digest, "size": len(base_layer[0])}
+            )
+            diff_ids.insert(0, base_layer[1])
         config: dict = {
             "architecture": arch,
             "os": os_,
             "config": {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": f"test image for {spec}"}],
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created_by": f"test image for {spec}"} for _ in diff_ids],
         }
         if variant:
             config["variant"] = variant
@@ -179,7 +192,7 @@ def push_multiplatform_index(
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": len(layer)}],
+            "layers": layer_descs,
         }
         body = json.dumps(manifest, separators=(",", ":")).encode()
         digest = raw_put_manifest(session, base, repo, _digest(body), body, OCI_MANIFEST)
@@ -194,3 +207,17 @@ def push_multiplatform_index(
     index_body = json.dumps(index, separators=(",", ":")).encode()
     index_digest = raw_put_manifest(session, base, repo, tag, index_body, OCI_INDEX)
     return PushedIndex(f"{registry_host}/{repo}:{tag}", index_digest, manifests)
+
+
+def busybox_base_layer() -> tuple[bytes, str]:
+    """(gzip blob, diff_id) of the offline busybox rootfs layer, for push_multiplatform_index."""
+    with tempfile.TemporaryDirectory(prefix="busybox-layer-") as tmp:
+        layout = make_busybox_layout(Path(tmp) / "layout")
+        index = json.loads((layout / "index.json").read_text())
+        manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
+        manifest = json.loads((layout / "blobs/sha256" / manifest_digest).read_text())
+        config_digest = manifest["config"]["digest"].split(":", 1)[1]
+        config = json.loads((layout / "blobs/sha256" / config_digest).read_text())
+        layer_digest = manifest["layers"][0]["digest"].split(":", 1)[1]
+        blob = (layout / "blobs/sha256" / layer_digest).read_bytes()
+        return blob, config["rootfs"]["diff_ids"][0]

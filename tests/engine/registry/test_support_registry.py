@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
+
 import requests
 
-from tests.support.images import push_multiplatform_index, skopeo_inspect
+from tests.support.images import busybox_base_layer, push_multiplatform_index, skopeo_inspect
 from tests.support.registry import RunningRegistry
 
 
@@ -36,3 +39,22 @@ def test_multiplatform_index_lists_every_platform(registry: RunningRegistry) -> 
         for m in raw["manifests"]
     }
     assert found == pushed.manifests
+
+
+def test_multiplatform_index_over_busybox_base(registry: RunningRegistry, tmp_path: Path) -> None:
+    from engine.registry import Reference, RegistryClient, RegistryConfig
+
+    pushed = push_multiplatform_index(
+        registry.host,
+        "test/multi-busybox",
+        "v1",
+        ["linux/amd64", "linux/arm64"],
+        base_layer=busybox_base_layer(),
+    )
+    with RegistryClient(RegistryConfig(env={})) as client:
+        img = client.resolve_image(Reference.parse(pushed.ref), "linux/arm64")
+        assert len(img.layers) == 2 and str(img.config.platform) == "linux/arm64"
+        marker = client.fetch_blob(img.source, img.layers[1], tmp_path / "marker.tgz")
+    with tarfile.open(marker) as tar:
+        f = tar.extractfile("platform")
+        assert f is not None and f.read() == b"linux/arm64\n"
