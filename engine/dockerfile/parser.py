@@ -420,6 +420,14 @@ def _heredoc_from_word(word: str) -> Heredoc | None:
     )
 
 
+def heredoc_marker(word: str) -> Heredoc | None:
+    """The heredoc a word like `<<-"EOF"` opens, or None (BuildKit's MustParseHeredoc)."""
+    try:
+        return _heredoc_from_word(word)
+    except _ParseError:
+        return None
+
+
 def _heredocs_from_line(line: str) -> list[Heredoc]:
     lex = ShellLex(raw_quotes=True, raw_escapes=True, skip_unset_env=True)
     try:
@@ -645,15 +653,18 @@ def _to_instruction(node: Node, start: int, end: int, *, nested: bool = False) -
     )
 
 
+def to_instruction(node: Node, start: int, end: int, *, filename: str) -> Instruction:
+    """Check one parsed node the way BuildKit's instructions.Parse does."""
+    try:
+        return _to_instruction(node, start, end)
+    except _ParseError as exc:
+        raise DockerfileError(exc.message, file=filename, line=start or None) from None
+
+
 def parse_dockerfile(text: str, *, filename: str = "Dockerfile") -> Dockerfile:
     """Parse Dockerfile text; raises DockerfileError naming file and line."""
     nodes, d, warnings = parse_nodes(text, filename)
-    instructions = []
-    for node, start, end in nodes:
-        try:
-            instructions.append(_to_instruction(node, start, end))
-        except _ParseError as exc:
-            raise DockerfileError(exc.message, file=filename, line=start) from None
+    instructions = [to_instruction(n, start, end, filename=filename) for n, start, end in nodes]
     return Dockerfile(
         directives=tuple(d.seen),
         instructions=instructions,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from engine.dockerfile.commands import parse_trigger
 from engine.dockerfile.model import Dockerfile, Instruction
 from engine.dockerfile.scope import GlobalScope
 from engine.errors import DockerfileError
@@ -87,6 +88,9 @@ class Stage:
     instructions: list[Instruction] = field(default_factory=list)
     depends_on: tuple[int, ...] = ()  # stages this one needs (FROM, COPY --from, mounts)
     external_images: tuple[str, ...] = ()  # images named by COPY --from / RUN --mount from=
+    # ONBUILD triggers of the base stage; BuildKit runs them before `instructions`
+    # (triggers from a base image's config are the build engine's: see parse_trigger).
+    triggers: list[Instruction] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -201,6 +205,14 @@ def build_stage_graph(
         raise fail("dockerfile contains no stages to build")
 
     for st in stages:
+        if st.base_stage is not None:
+            parent = stages[st.base_stage]
+            st.triggers = [
+                parse_trigger(ins.expression, filename=fname, line=st.from_instruction.line)
+                for ins in parent.instructions
+                if ins.keyword == "ONBUILD"
+            ]
+    for st in stages:
         _resolve_dependencies(st, stages, gs)
     _check_cycles(stages, fname)
 
@@ -247,7 +259,7 @@ def _new_stage(ins: Instruction, index: int, earlier: list[Stage], gs: GlobalSco
 def _resolve_dependencies(st: Stage, stages: list[Stage], gs: GlobalScope) -> None:
     deps: list[int] = [st.base_stage] if st.base_stage is not None else []
     images: list[str] = []
-    for ins in st.instructions:
+    for ins in [*st.triggers, *st.instructions]:
         if ins.keyword == "COPY" and ins.flag("from"):
             ref = ins.flag("from") or ""
             if gs.expand_word(ref, {}, ins) != ref:
