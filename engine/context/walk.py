@@ -135,11 +135,22 @@ def hash_files(
     matcher = matcher or IgnoreMatcher()
     root = Path(context_dir)
 
+    # Per-directory pattern results, so each entry is matched once per pattern (as in walk).
+    dir_results: dict[str, tuple[bool, ...]] = {"": (False,) * len(matcher.patterns)}
+
+    def results_of(directory: str) -> tuple[bool, ...]:
+        if directory not in dir_results:
+            dir_results[directory] = matcher.results_for(directory)[1]
+        return dir_results[directory]
+
     def excluded(rel: str) -> bool:
-        if not matcher.excluded(rel):
+        if not matcher.patterns:
             return False
+        hit, results = matcher.match_with_parent(rel, results_of(os.path.dirname(rel)))
         full = root / rel
         is_dir = full.is_dir() and not full.is_symlink()
-        return not is_dir or matcher.can_skip_dir(rel)
+        if is_dir:  # its entries come next; files need no memo
+            dir_results[rel] = results
+        return hit and (not is_dir or matcher.can_skip_dir(rel))
 
     return hash_sources(root, paths, owner=owner, excluded=excluded)
