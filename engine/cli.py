@@ -19,6 +19,7 @@ from engine import __version__
 from engine.errors import BrickyardError, UsageError
 from engine.options import (
     OPTIONS,
+    WARMER_OPTIONS,
     Option,
     parse_build_options,
     parse_warmer_options,
@@ -207,6 +208,9 @@ def _dispatch(args: list[str], environ: Mapping[str, str]) -> int:
             return 0
         return _run_plan(rest, environ)
     if command == "warm":
+        if _wants_help(rest):
+            sys.stdout.write(render_help("brickyard warm", table=WARMER_OPTIONS))
+            return 0
         return _run_warm(rest, environ)
     if command == "version":
         print(_version_line("brickyard"))

@@ -761,6 +761,7 @@ def parse_warmer_options(
         raise UsageError(f"unexpected argument: {parsed.positionals[0]!r}")
     kwargs = {o.field_name: parsed.values.get(o.name, o.default) for o in WARMER_OPTIONS}
     kwargs["build_arg"] = tuple(_resolve_build_arg(a, env) for a in kwargs["build_arg"])
+    kwargs["custom_platform"] = validate_platform(kwargs["custom_platform"] or host_platform())
     for key in ("registry_certificate", "registry_client_cert", "registry_map"):
         kwargs[key] = dict(kwargs[key])
     opts = WarmerOptions(**kwargs, given=frozenset(parsed.given))

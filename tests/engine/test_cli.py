@@ -184,3 +184,9 @@ def test_adapter_subcommands_are_dispatched_with_argv_and_env(
 def test_warm_without_images_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.brickyard_main(["warm"], {}) == 2
     assert "at least one image" in capsys.readouterr().err
+
+
+def test_warm_help_lists_the_warmer_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.brickyard_main(["warm", "--help"], {}) == 0
+    out = capsys.readouterr().out
+    assert "-i, --image" in out and "-c, --cache-dir" in out and "-d, --dockerfile" in out
