@@ -134,9 +134,15 @@ class LayoutStore:
     # ---- reading ----
     def resolve(self, name: str) -> Descriptor | None:
         """The manifest descriptor tagged `name`, or None."""
+        found = self.find(name)
+        return None if found is None else found[0]
+
+    def find(self, name: str) -> tuple[Descriptor, dict[str, Any]] | None:
+        """The descriptor tagged `name` and its index annotations, or None."""
         for entry in self._read_index().get("manifests", []):
-            if (entry.get("annotations") or {}).get(REF_NAME) == name:
-                return Descriptor.from_dict(entry)
+            annotations = entry.get("annotations") or {}
+            if annotations.get(REF_NAME) == name:
+                return Descriptor.from_dict(entry), dict(annotations)
         return None
 
     def tags(self) -> list[str]:
