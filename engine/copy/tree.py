@@ -184,6 +184,7 @@ class TreeWriter:
                 _copy_fd(in_fd, out_fd)
                 self._chown(dst, uid, gid, fd=out_fd)
                 os.fchmod(out_fd, mode)  # after chown, which clears setuid bits
+                _copy_xattrs(in_fd, out_fd)  # last: chown drops security.capability
             finally:
                 os.close(out_fd)
         finally:
@@ -215,6 +216,18 @@ class TreeWriter:
 
     def remember_dir_time(self, host: str, mtime_ns: int) -> None:
         self._dir_times.append((host, mtime_ns, mtime_ns))
+
+
+def _copy_xattrs(in_fd: int, out_fd: int) -> None:
+    """Extended attributes (file capabilities, user.*) as BuildKit copies them; a
+    filesystem or privilege that refuses one is not an error (trusted.* needs root)."""
+    try:
+        names = os.listxattr(in_fd)
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.setxattr(out_fd, name, os.getxattr(in_fd, name))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,16 @@ def test_git_sources_are_refused_with_a_clear_error(context: Path, rootfs: Path)
         copy(context, rootfs, ["https://example.invalid/repo.git#main"], "/src", is_add=True)
     with pytest.raises(BuildError, match="can't be a git repository for COPY"):
         copy(context, rootfs, ["git@example.invalid:org/repo.git"], "/src")
+
+
+def test_file_capabilities_and_user_xattrs_are_copied(context: Path, rootfs: Path) -> None:
+    src = context / "ping"
+    src.write_bytes(b"\x7fELF")
+    os.setxattr(src, "user.origin", b"ctx")
+    # vfs_cap_data v2: effective flag, permitted = CAP_NET_RAW (13), i.e. cap_net_raw+ep
+    net_raw = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
+    os.setxattr(src, "security.capability", net_raw)
+    copy(context, rootfs, ["ping"], "/bin/ping", chown="app")
+    assert os.getxattr(rootfs / "bin/ping", "user.origin") == b"ctx"
+    # kept although the chown to app came first (a chown drops file capabilities)
+    assert os.getxattr(rootfs / "bin/ping", "security.capability") == net_raw
