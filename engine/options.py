@@ -447,6 +447,10 @@ class FlagParser:
                     warn(f"flag --{name} is deprecated, use --{opt.name}")
                 label = f"--{name}"
             elif arg.startswith("-") and len(arg) > 1:
+                single = arg[1:].split("=", 1)[0]
+                if len(single) > 1 and single in self.long:
+                    # pflag would read "-cache" as -c "ache"; say what was meant instead
+                    raise UsageError(f"unknown flag: -{single} (did you mean --{single}?)")
                 s = arg[1]
                 if s not in self.short:
                     raise self.unknown(arg if len(arg) == 2 else arg[:2])

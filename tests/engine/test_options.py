@@ -413,3 +413,9 @@ def test_warmer_parses_its_own_short_forms() -> None:
         o.parse_warmer_options(["-i", "debian:12", "-c", "/c"], {})
     with pytest.raises(UsageError, match="at least one image"):
         o.parse_warmer_options([], {})
+
+
+def test_long_flag_with_one_dash_is_caught_instead_of_read_as_a_short_flag() -> None:
+    with pytest.raises(UsageError, match=r"-destination \(did you mean --destination"):
+        parse(["-destination", "r/a"])
+    assert parse([*BASE, "-fDockerfile.prod"]).dockerfile == "Dockerfile.prod"
