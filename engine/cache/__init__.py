@@ -35,8 +35,13 @@ How the build orchestration (engine/build) uses it — the contract:
    keep the blob file until `cache.close()` (which flushes) at the end of the build.
    --no-push-cache makes store a no-op. Cache failures are warnings, never build failures.
 
-6. --cache-dir (`engine.cache.warm`): `local_base_image(cache_dir, ref_or_digest, ttl)` returns
-   a base image warmed by `brickyard warm`, or None to pull from the registry.
+6. --cache-dir (`engine.cache.warm`): before pulling a base image,
+       warm = local_base_image(options.cache_dir, ref, platform=platform,
+                               ttl=options.cache_ttl, digest=<digest the registry serves, if
+                               checked (kaniko does a HEAD); None trusts the warmed tag>)
+   gives `.manifest`, `.manifest_digest`, `.config_bytes`, `.layers` and `.blob_path(desc)`
+   (local files to extract or push from), or None: pull as usual. Never raises for a missing
+   or unusable cache dir. Several builds may share one cache dir at once.
 
 Flags: --cache, --cache-repo (default `<first destination repository>/cache`, or
 `oci:/path`), --cache-ttl, --cache-run-layers (default true), --cache-copy-layers (default
@@ -51,21 +56,28 @@ from engine.cache.registry_cache import (
     CacheBackend,
     CachedLayer,
     LayoutBackend,
+    RegistryBackend,
     StepCache,
     cache_repo_for,
     default_cache_repo,
+    open_step_cache,
 )
+from engine.cache.warm import WarmImage, local_base_image
 
 __all__ = [
     "CacheBackend",
     "CachedLayer",
     "LayoutBackend",
+    "RegistryBackend",
     "StepCache",
+    "WarmImage",
     "base_key",
     "cache_repo_for",
     "default_cache_repo",
     "hash_file",
     "hash_sources",
+    "local_base_image",
+    "open_step_cache",
     "stage_source_digest",
     "step_key",
 ]
