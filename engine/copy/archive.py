@@ -19,6 +19,7 @@ from engine.copy.tree import TreeWriter
 from engine.errors import BuildError, UnsafeLayer
 from engine.fs.safe import clean_relative
 
+XATTR_PREFIX = "SCHILY.xattr."
 _MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
     (b"BZh", "bzip2"),
@@ -109,6 +110,15 @@ def _container_name(dest_dir: str, name: str, source: str) -> str | None:
     return f"{dest_dir.rstrip('/')}/{rel}"
 
 
+def _apply_xattrs(host: str, m: tarfile.TarInfo) -> None:
+    """PAX SCHILY.xattr.* records (file capabilities, user.*), after the chown."""
+    for key, value in m.pax_headers.items():
+        if key.startswith(XATTR_PREFIX):
+            raw = value.encode("utf-8", "surrogateescape")
+            with contextlib.suppress(OSError):
+                os.setxattr(host, key[len(XATTR_PREFIX) :], raw, follow_symlinks=False)
+
+
 def _extract_member(
     tar: tarfile.TarFile, m: tarfile.TarInfo, dest_dir: str, writer: TreeWriter, source: str
 ) -> None:
@@ -134,6 +144,7 @@ def _extract_member(
         fileobj: BinaryIO | None = tar.extractfile(m)  # type: ignore[assignment]
         assert fileobj is not None
         writer.write_stream(host, fileobj.read, uid=uid, gid=gid, mode=mode, mtime_ns=mtime_ns)
+        _apply_xattrs(host, m)
         return
     writer._prepare_slot(host, want_dir=False)
     if m.issym():

@@ -216,3 +216,11 @@ def test_unpack_flag_overrides_the_default(context: Path, rootfs: Path, served: 
     assert (rootfs / "kept/pkg.tar").read_bytes() == sample_tar()
     add(context, rootfs, [served.url_for("/files/tool.tar.gz")], "/remote", unpack=True)
     assert (rootfs / "remote/app/run.sh").read_text() == "#!/bin/sh\necho hi\n"
+
+
+def test_archive_xattrs_are_applied(context: Path, rootfs: Path) -> None:
+    info = entry("tool")
+    info.pax_headers = {"SCHILY.xattr.user.origin": "archive"}
+    (context / "x.tar").write_bytes(tar_bytes([info], {"tool": b"bin"}))
+    add(context, rootfs, ["x.tar"], "/opt/")
+    assert os.getxattr(rootfs / "opt/tool", "user.origin") == b"archive"
