@@ -362,6 +362,12 @@ _GIT_KEYS = ("branch", "single-branch", "recurse-submodules", "insecure-skip-tls
 
 
 def _apply_git(current: GitOptions, text: str) -> GitOptions:
+    parts = text.split(",")
+    if len(parts) > 1 and all(p.partition("=")[0] in _GIT_KEYS and "=" in p for p in parts):
+        # "branch=main,single-branch=true", the form kaniko prints as the flag's default
+        for part in parts:
+            current = _apply_git(current, part)
+        return current
     key, value = _split_kv(text, "--git")
     if key not in _GIT_KEYS:
         hint = _closest(key, _GIT_KEYS)

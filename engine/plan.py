@@ -268,6 +268,7 @@ def render_text(plan: Plan) -> str:
         lines.append(f".dockerignore: {plan.dockerignore} ({plan.ignore_patterns} patterns)")
     target = plan.stages[plan.target]
     lines.append(f"Platform: {plan.platform}")
+    lines.append("Note: base images are not fetched; expansion sees only the Dockerfile's ARG/ENV")
     lines.append(f"Target: {_stage_label(target)}")
     lines.append(
         "Build order: " + ", ".join(_stage_label(plan.stages[i]) for i in plan.build_order)

@@ -296,6 +296,8 @@ def test_choice_flags_reject_unknown_values_with_a_suggestion() -> None:
 def test_git_options_are_key_value_and_go_booleans() -> None:
     opts = parse([*BASE, "--git", "branch=dev", "--git=single-branch=true"])
     assert opts.git == o.GitOptions(branch="dev", single_branch=True)
+    both = parse([*BASE, "--git=branch=main,recurse-submodules=true"]).git
+    assert both == o.GitOptions(branch="main", recurse_submodules=True)
     with pytest.raises(UsageError, match=r"unknown --git key 'brnch' \(did you mean branch"):
         parse([*BASE, "--git", "brnch=dev"])
 
