@@ -108,6 +108,7 @@ class StageGraph:
     global_scope: GlobalScope
     meta_instructions: list[Instruction]  # the ARGs before the first FROM
     skip_unused_stages: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. duplicate stage names
 
     def needed_stages(self) -> list[Stage]:
         """Stages to build, each after the stages it depends on (`.target` is the output).
@@ -149,8 +150,10 @@ class StageGraph:
 
 
 def _lookup(stages: list[Stage], ref: str, *, allow_index: bool) -> Stage | None:
+    """COPY --from / RUN --mount from= / --target: names match case-insensitively and
+    the last stage of a duplicated name wins, as in BuildKit's name table."""
     lowered = ref.lower()
-    for st in stages:
+    for st in reversed(stages):
         if st.name is not None and st.name == lowered:
             return st
     if allow_index and _INT.match(ref):
@@ -191,9 +194,10 @@ def build_stage_graph(
 
     meta: list[Instruction] = []
     stages: list[Stage] = []
+    warnings: list[str] = []
     for ins in df.instructions:
         if ins.keyword == "FROM":
-            stages.append(_new_stage(ins, len(stages), stages, gs))
+            stages.append(_new_stage(ins, len(stages), stages, gs, warnings))
         elif not stages:
             if ins.keyword != "ARG":
                 raise fail("no build stage in current context", ins.line)
@@ -223,10 +227,12 @@ def build_stage_graph(
         if found is None:
             raise fail(f'target stage "{target}" could not be found')
         chosen = found
-    return StageGraph(stages, chosen, gs, meta, skip_unused_stages)
+    return StageGraph(stages, chosen, gs, meta, skip_unused_stages, warnings)
 
 
-def _new_stage(ins: Instruction, index: int, earlier: list[Stage], gs: GlobalScope) -> Stage:
+def _new_stage(
+    ins: Instruction, index: int, earlier: list[Stage], gs: GlobalScope, warnings: list[str]
+) -> Stage:
     base = gs.expand_from(ins.args[0], ins)
     if base == "":
         raise DockerfileError(
@@ -234,18 +240,25 @@ def _new_stage(ins: Instruction, index: int, earlier: list[Stage], gs: GlobalSco
         )
     name = ins.args[2].lower() if len(ins.args) == 3 else None
     if name is not None and any(s.name == name for s in earlier):
-        raise DockerfileError(f'duplicate stage name "{name}"', file=gs.filename, line=ins.line)
+        warnings.append(f"{gs.filename}:{ins.line}: duplicate stage name {name!r}")
     raw_platform = ins.flag("platform")
     plat: str | None = None
     if raw_platform:
         plat = gs.expand_from(raw_platform, ins)
+        if plat == "":
+            raise DockerfileError(
+                f"empty platform value from expression {raw_platform}",
+                file=gs.filename,
+                line=ins.line,
+            )
         try:
             plat = str(PlatformSpec.parse(plat))
         except ValueError:
             raise DockerfileError(
-                f"failed to parse platform {plat}", file=gs.filename, line=ins.line
+                f"failed to parse platform {raw_platform}", file=gs.filename, line=ins.line
             ) from None
-    parent = _lookup(earlier, base, allow_index=False)
+    # BuildKit looks the base up as written (no case folding) among earlier stages.
+    parent = next((s for s in reversed(earlier) if s.name == base), None)
     return Stage(
         index=index,
         name=name,

@@ -243,11 +243,11 @@ def test_target_by_name_case_insensitive_or_index() -> None:
         ("FROM a AS x\nCOPY --from=y / /\nFROM b AS y\nCOPY --from=x / /\n", {}, "circular"),
         ("FROM a AS x\nCOPY --from=x / /\n", {}, "circular dependency detected on stage: x"),
         ("FROM a\nCOPY --from=5 / /\n", {}, "Dockerfile:2: invalid stage index 5"),
-        ("FROM a AS x\nFROM b AS X\n", {}, 'Dockerfile:2: duplicate stage name "x"'),
         ("ARG A\nFROM $A\n", {}, "Dockerfile:2: base name ($A) should not be blank"),
         ("RUN x\nFROM a\n", {}, "Dockerfile:1: no build stage in current context"),
         ("ARG A=1\n", {}, "dockerfile contains no stages to build"),
         ("FROM --platform=linux a\n", {}, "failed to parse platform linux"),
+        ("ARG P\nFROM --platform=$P a\n", {}, "empty platform value from expression $P"),
     ],
 )
 def test_graph_errors(text: str, kwargs: dict[str, object], message: str) -> None:
@@ -261,9 +261,18 @@ def test_forward_copy_from_is_allowed_and_built_first() -> None:
     assert [s.label for s in g.needed_stages()] == ["second", "first"]
 
 
-def test_from_names_only_earlier_stages() -> None:
+def test_from_names_only_earlier_stages_exactly_as_written() -> None:
     g = graph("FROM later AS first\nFROM b AS later\n")
     assert g.stages[0].base_stage is None
+    g = graph("FROM a AS Base\nFROM base\nFROM BASE\n")
+    assert [s.base_stage for s in g.stages] == [None, 0, None]
+
+
+def test_duplicate_stage_names_warn_and_the_last_one_wins_for_copy_from() -> None:
+    g = graph("FROM a AS x\nFROM b AS x\nFROM x AS y\nFROM c\nCOPY --from=X / /\n")
+    assert g.warnings == ["Dockerfile:2: duplicate stage name 'x'"]
+    assert g.stages[2].base_stage == 1
+    assert g.stages[3].depends_on == (1,)
 
 
 def test_global_arg_without_default_is_unset_in_from() -> None:
