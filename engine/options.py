@@ -409,7 +409,7 @@ class FlagParser:
     deprecated aliases (warn); `--` ends flags.
     """
 
-    def __init__(self, table: Sequence[Option], *, extra_flags: Mapping[str, Option] = {}):
+    def __init__(self, table: Sequence[Option]) -> None:
         self.table = tuple(table)
         self.long: dict[str, tuple[Option, bool]] = {}
         self.short: dict[str, Option] = {}
@@ -419,8 +419,6 @@ class FlagParser:
                 self.long[alias] = (opt, True)
             if opt.short:
                 self.short[opt.short] = opt
-        for name, opt in extra_flags.items():
-            self.long[name] = (opt, False)
 
     def valid_flags(self) -> list[str]:
         names = [f"--{o.name}" for o in self.table if not o.hidden]

@@ -244,7 +244,7 @@ def test_a_trailing_exception_for_the_path_always_reincludes_it(
 PATTERN_POOL = ["*", "a*", "**/b", "a/**", "?", "c", "a/b", "**/*.c", "[ab]", "b/*"]
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(
     st.lists(st.tuples(st.booleans(), st.sampled_from(PATTERN_POOL)), min_size=1, max_size=5),
     st.lists(
