@@ -8,8 +8,8 @@ gives Docker schema 2, as kaniko's empty image does.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.build.config import StageConfig
@@ -35,6 +35,8 @@ class LayerRef:
     path: Path | None = None
     source_repo: str | None = None  # "registry/repository" of the base image it came from
     created_by: str = ""
+    # Downloads the blob to a path when `path` is None (base image or cache layer).
+    fetch: Callable[[Path], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

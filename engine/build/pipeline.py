@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -26,6 +28,14 @@ from engine.build.upload import Uploader
 from engine.build.workspace import Workspace, copy_tree, remove_tree
 from engine.errors import BuildError, DockerfileError
 from engine.image.model import DOCKER_MANIFEST, Descriptor, Platform
+
+
+@dataclass
+class BaseImage:
+    config_json: dict[str, Any]
+    layers: list[LayerRef]
+    manifest_type: str
+    digest: str  # platform-specific manifest digest: the cache chain starts from it
 
 
 class Pipeline:
@@ -51,6 +61,9 @@ class Pipeline:
         self._client: Any = None
         self.uploader: Uploader | None = None
         self.chain: set[int] = set()  # stages whose layers end up in the final image
+        self.cache: Any = None  # engine.cache.StepCache with --cache
+        self._blob_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
         self.platform = Platform.parse(options.custom_platform or "linux/amd64")
 
     # -- services -------------------------------------------------------------------------
@@ -97,7 +110,8 @@ class Pipeline:
             from engine.registry import Reference
 
             refs = [Reference.parse(d) for d in self.options.destination]
-            self.uploader = Uploader(self.client, refs)
+            self.uploader = Uploader(self.client, refs, self.ensure_local)
+        self.cache = self._open_cache()
         extra_ignore = sources.snapshot_ignores(self.options, self.workspace)
 
         for position, stage in enumerate(order):
@@ -111,7 +125,7 @@ class Pipeline:
             step = steps.next()  # FROM counts as a step, as in docker's "Step 1/7 : FROM"
             from_text = adapt.instruction_text(stage.from_instruction)
             self.log.info(f"Step {step}/{steps.total}: {from_text}")
-            rootfs, config, layers, manifest_type = self._base_for(
+            rootfs, config, layers, manifest_type, fill, parent_key = self._base_for(
                 stage, results, last_use, position, order
             )
             scope = sources.stage_scope(graph, stage, config)
@@ -133,6 +147,10 @@ class Pipeline:
                 extra_ignore=extra_ignore,
                 out=self.out,
                 on_layer=self._layer_ready if idx in self.chain else None,
+                cache=self.cache,
+                cache_mount_from=self._cache_mount_from(),
+                matcher=matcher,
+                ensure_local=self.ensure_local,
             )
             runner = StageRunner(
                 stage_env,
@@ -142,6 +160,8 @@ class Pipeline:
                 config=config,
                 layers=layers,
                 manifest_type=manifest_type,
+                fill=fill,
+                parent_key=parent_key,
             )
             results[idx] = runner.run(triggers)
             self.report.stages.append(
@@ -176,51 +196,66 @@ class Pipeline:
         last_use: dict[int, int],
         position: int,
         order: list[Any],
-    ) -> tuple[Path, StageConfig, list[LayerRef], str]:
+    ) -> tuple[Path, StageConfig, list[LayerRef], str, Callable[[Path], None] | None, str | None]:
+        """rootfs dir, config, layers, manifest flavour, how to fill the rootfs (run only
+        when a step needs files) and the cache chain's first key."""
+        from engine.cache import base_key
+
         idx = adapt.stage_index(stage)
+        rootfs = self.workspace.new_rootfs(idx)
         base_stage = sources.base_stage_index(stage)
         if base_stage >= 0:
             prev = results.get(base_stage)
-            if prev is None or prev.rootfs is None:
+            if prev is None:
                 raise BuildError(f"stage {idx}: base stage {base_stage} was not built")
-            rootfs = self.workspace.new_rootfs(idx)
-            remove_tree(rootfs)
-            if last_use.get(base_stage, -1) <= position and base_stage != adapt.stage_index(
-                order[-1]
-            ):
-                os.replace(prev.rootfs, rootfs)  # nobody else needs it: move, don't copy
-                prev.rootfs = None
-            else:
-                copy_tree(prev.rootfs, rootfs)
+            final = adapt.stage_index(order[-1])
+            movable = last_use.get(base_stage, -1) <= position and base_stage != final
+
+            def fill_from_stage(path: Path) -> None:
+                src = prev.materialize()
+                remove_tree(path)
+                if movable:
+                    os.replace(src, path)  # nobody else needs it: move, don't copy
+                    prev.rootfs = None
+                else:
+                    copy_tree(src, path)
+
             config_json = prev.config.to_json([x.diff_id for x in prev.layers], self.created)
             return (
                 rootfs,
                 StageConfig.from_base(config_json),
                 list(prev.layers),
                 prev.manifest_type,
+                fill_from_stage,
+                prev.key,
             )
-        rootfs = self.workspace.new_rootfs(idx)
         base = sources.base_text(stage)
+        platform = str(self.platform)
         if base.lower() == "scratch":
-            self.log.info("No base image, nothing to extract")
             cfg = StageConfig.scratch(
                 self.platform.os, self.platform.architecture, self.platform.variant or ""
             )
-            return rootfs, cfg, [], DOCKER_MANIFEST
-        config_json, layers, manifest_type = self.pull_into(base, rootfs)
+            return rootfs, cfg, [], DOCKER_MANIFEST, None, base_key(None, platform)
+        image = self.resolve_base(base)
         if idx in self.chain:
-            for layer in layers:
+            for layer in image.layers:
                 self._layer_ready(layer)
+        layers = image.layers
+
+        def fill_from_image(path: Path) -> None:
+            self.extract_layers(layers, path)
+
         return (
             rootfs,
-            StageConfig.from_base(config_json),
-            layers,
-            manifest_type_for_base(manifest_type),
+            StageConfig.from_base(image.config_json),
+            list(layers),
+            manifest_type_for_base(image.manifest_type),
+            fill_from_image if layers else None,
+            base_key(image.digest, platform),
         )
 
-    def pull_into(self, image: str, rootfs: Path) -> tuple[dict[str, Any], list[LayerRef], str]:
-        """Resolve `image`, fetch its layers into the blob dir and extract them in order."""
-        from engine.fs.extract import extract_layer
+    def resolve_base(self, image: str) -> BaseImage:
+        """Manifest and config of a registry image; its layers are fetched only when used."""
         from engine.registry import Reference
 
         ref = Reference.parse(image)
@@ -231,24 +266,47 @@ class Pipeline:
         descs = list(resolved.layers)
         if len(diff_ids) != len(descs):
             raise BuildError(f"{image}: config lists {len(diff_ids)} layers, manifest {len(descs)}")
-        source_ref = resolved.source
-        self.log.info(f"Unpacking rootfs of {image} ({len(descs)} layers)")
-        layers: list[LayerRef] = []
-        paths = self._fetch_all(source_ref, descs)
-        for desc, diff_id, path in zip(descs, diff_ids, paths, strict=True):
-            extract_layer(path, desc.media_type, rootfs)
-            layers.append(LayerRef(desc, diff_id, path, source_ref.name))
-        return config_json, layers, str(resolved.manifest.media_type)
+        source = resolved.source
+        client = self.client
+        layers = []
+        for desc, diff_id in zip(descs, diff_ids, strict=True):
 
-    def _fetch_all(self, ref: Any, descs: list[Descriptor]) -> list[Path]:
-        def fetch(desc: Descriptor) -> Path:
-            dest = self.workspace.blob_path(desc.digest)
+            def fetch(dest: Path, desc: Descriptor = desc) -> None:
+                client.fetch_blob(source, desc, dest)
+
+            layers.append(LayerRef(desc, diff_id, None, source.name, "", fetch))
+        return BaseImage(
+            config_json, layers, str(resolved.manifest.media_type), resolved.manifest_digest
+        )
+
+    def ensure_local(self, layer: LayerRef) -> Path:
+        """The layer's blob as a local file, downloaded once per digest."""
+        if layer.path is not None and layer.path.exists():
+            return layer.path
+        dest = self.workspace.blob_path(layer.descriptor.digest)
+        with self._locks_guard:
+            lock = self._blob_locks.setdefault(layer.descriptor.digest, threading.Lock())
+        with lock:
             if not dest.exists():
-                self.client.fetch_blob(ref, desc, dest)
-            return dest
+                if layer.fetch is None:
+                    raise BuildError(f"layer {layer.descriptor.digest} cannot be downloaded")
+                layer.fetch(dest)
+        return dest
+
+    def extract_layers(self, layers: list[LayerRef], rootfs: Path) -> None:
+        from engine.fs.extract import extract_layer
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            return list(pool.map(fetch, descs))
+            paths = list(pool.map(self.ensure_local, layers))
+        self.log.info(f"Extracting {len(layers)} layers")
+        for layer, path in zip(layers, paths, strict=True):
+            extract_layer(path, layer.descriptor.media_type, rootfs)
+
+    def pull_into(self, image: str, rootfs: Path) -> BaseImage:
+        """Resolve `image` and extract it into `rootfs` (COPY --from=<image>)."""
+        base = self.resolve_base(image)
+        self.extract_layers(base.layers, rootfs)
+        return base
 
     # -- outputs --------------------------------------------------------------------------
 
@@ -258,15 +316,15 @@ class Pipeline:
         opts = self.options
         destinations = [Reference.parse(d) for d in opts.destination]
         if opts.tar_path:
-            sources.write_tarball(opts.tar_path, art, destinations)
+            sources.write_tarball(opts.tar_path, art, destinations, self.ensure_local)
             self.log.info(f"Wrote image tarball {opts.tar_path}")
         if opts.oci_layout_path:
-            sources.write_oci_layout(opts.oci_layout_path, art, destinations)
+            sources.write_oci_layout(opts.oci_layout_path, art, destinations, self.ensure_local)
             self.log.info(f"Wrote OCI layout {opts.oci_layout_path}")
         pushed: list[str] = []
         if not opts.no_push:
             if self.uploader is None:
-                self.uploader = Uploader(self.client, destinations)
+                self.uploader = Uploader(self.client, destinations, self.ensure_local)
             self.uploader.finish(art.layers)
             for ref in destinations:
                 self.log.info(f"Pushing image to {ref}")
@@ -291,9 +349,31 @@ class Pipeline:
         if self.uploader is not None:
             self.uploader.submit(layer)
 
+    def _open_cache(self) -> Any:
+        from engine.cache.registry_cache import open_step_cache
+
+        cache = open_step_cache(self.options, self.client, platform=self.platform)
+        if cache is not None:
+            self.log.info(f"Using layer cache {cache.backend.location}")
+        return cache
+
+    def _cache_mount_from(self) -> str | None:
+        if self.options.no_push or not self.options.destination:
+            return None
+        from engine.registry import Reference
+
+        return str(Reference.parse(self.options.destination[0]).name)
+
     def close(self) -> None:
         if self.uploader is not None:
             self.uploader.close()
+        if self.cache is not None:
+            self.cache.close()
+            stats = self.cache.stats
+            self.log.info(
+                f"Layer cache: {stats['hits']} hits, {stats['misses']} misses, "
+                f"{stats['stored']} stored"
+            )
 
     def _push(self, ref: Any, art: ImageArtifacts) -> str:
         """Layers are already there (Uploader.finish); config, then the manifest."""

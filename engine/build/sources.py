@@ -4,12 +4,12 @@ each reached through the owning package's public API."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from engine.build import adapt
-from engine.build.assemble import ImageArtifacts
+from engine.build.assemble import ImageArtifacts, LayerRef
 from engine.build.config import StageConfig
 from engine.build.workspace import Workspace
 from engine.errors import BuildError, ContextError
@@ -177,9 +177,9 @@ class CopyService:
             idx = int(from_value)
         if idx is not None:
             res = self.results.get(idx)
-            if res is None or res.rootfs is None:
+            if res is None:
                 raise BuildError(f"COPY --from={from_value}: stage not built before this one")
-            return Path(res.rootfs), None
+            return res.materialize(), None
         # An image reference: pull it into its own rootfs once.
         cache: dict[str, Path] = self.pipeline.__dict__.setdefault("_from_images", {})
         if from_value not in cache:
@@ -211,14 +211,12 @@ class CopyService:
 # ---- file outputs -------------------------------------------------------------------------
 
 
-def _image_blobs(art: ImageArtifacts, ref_names: Sequence[str]) -> Any:
+def _image_blobs(
+    art: ImageArtifacts, ref_names: Sequence[str], ensure_local: Callable[[LayerRef], Path]
+) -> Any:
     from engine.image.layout import ImageBlobs
 
-    layers = []
-    for layer in art.layers:
-        if layer.path is None:
-            raise BuildError(f"layer {layer.descriptor.digest} has no local blob to write")
-        layers.append((layer.descriptor, layer.path))
+    layers = [(layer.descriptor, ensure_local(layer)) for layer in art.layers]
     return ImageBlobs(
         manifest=art.manifest,
         manifest_media_type=art.manifest_media_type,
@@ -228,16 +226,27 @@ def _image_blobs(art: ImageArtifacts, ref_names: Sequence[str]) -> Any:
     )
 
 
-def write_tarball(path: str, art: ImageArtifacts, destinations: Sequence[Any]) -> None:
+def write_tarball(
+    path: str,
+    art: ImageArtifacts,
+    destinations: Sequence[Any],
+    ensure_local: Callable[[LayerRef], Path],
+) -> None:
     """`docker save` layout; RepoTags are the destinations, as kaniko writes them."""
     from engine.image.archive import write_docker_archive
 
-    write_docker_archive(Path(path), [_image_blobs(art, [str(d) for d in destinations])])
+    names = [str(d) for d in destinations]
+    write_docker_archive(Path(path), [_image_blobs(art, names, ensure_local)])
 
 
-def write_oci_layout(path: str, art: ImageArtifacts, destinations: Sequence[Any]) -> None:
+def write_oci_layout(
+    path: str,
+    art: ImageArtifacts,
+    destinations: Sequence[Any],
+    ensure_local: Callable[[LayerRef], Path],
+) -> None:
     """An OCI layout holding the image; each destination's tag becomes a ref name."""
     from engine.image.layout import write_oci_layout as _write
 
     tags = list(dict.fromkeys(d.tag_or_default for d in destinations))
-    _write(Path(path), [_image_blobs(art, tags)])
+    _write(Path(path), [_image_blobs(art, tags, ensure_local)])

@@ -10,9 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.build import adapt
+from engine.build import adapt, cachestep
 from engine.build.assemble import LayerRef
-from engine.build.config import StageConfig, copy_created_by, run_created_by
+from engine.build.config import (
+    StageConfig,
+    copy_created_by,
+    run_created_by,
+)
 from engine.build.log import BuildLog
 from engine.build.report import LayerReport, StepReport
 from engine.build.workspace import Workspace
@@ -31,6 +35,16 @@ class StageResult:
     config: StageConfig
     layers: list[LayerRef]
     manifest_type: str
+    key: str | None = None  # cache chain key after the last instruction
+    runner: StageRunner | None = None
+
+    def materialize(self) -> Path:
+        """The stage's filesystem with every layer applied (extracting lazily)."""
+        if self.runner is not None:
+            self.runner.apply_pending()
+        if self.rootfs is None:
+            raise BuildError(f"stage {self.index}: filesystem already released")
+        return self.rootfs
 
 
 @dataclass
@@ -63,6 +77,10 @@ class StageEnv:
     extra_ignore: Sequence[str] = ()
     out: TextIO = sys.stderr
     on_layer: Callable[[LayerRef], None] | None = None  # e.g. start pushing it now
+    cache: Any = None  # engine.cache.StepCache, None without --cache
+    cache_mount_from: str | None = None  # destination repo the cache can mount blobs from
+    matcher: Any = None  # .dockerignore of the context
+    ensure_local: Callable[[LayerRef], Path] | None = None  # fetch a layer blob if needed
 
 
 class StageRunner:
@@ -76,8 +94,17 @@ class StageRunner:
         config: StageConfig,
         layers: list[LayerRef],
         manifest_type: str,
+        fill: Callable[[Path], None] | None = None,
+        parent_key: str | None = None,
     ) -> None:
         self.env = env
+        # Work that makes the rootfs match `layers`, run only when a step needs files
+        # (kaniko: "Unpacking rootfs as cmd ... requires it"); a fully cached or
+        # metadata-only stage never extracts anything.
+        self._pending: list[Callable[[Path], None]] = [fill] if fill else []
+        self.key = parent_key
+        use_cache = parent_key is not None and not env.options.single_snapshot
+        self.cache: Any = env.cache if use_cache else None
         self.stage = stage
         self.scope = scope
         self.rootfs = rootfs
@@ -91,12 +118,27 @@ class StageRunner:
 
     # -- snapshots ----------------------------------------------------------------------
 
-    def _ensure_index(self) -> None:
-        if not self.snapshotter_ready:
+    def apply_pending(self, why: str = "") -> bool:
+        """Extract what the rootfs still lacks; True if anything was applied."""
+        if not self._pending:
+            return False
+        if why:
+            self.log.info(f"Unpacking rootfs as cmd {why} requires it.")
+        started = time.monotonic()
+        pending, self._pending = self._pending, []
+        for op in pending:
+            op(self.rootfs)
+        self.log.debug(f"Unpacked rootfs in {time.monotonic() - started:.2f}s")
+        return True
+
+    def _ensure_index(self, why: str = "") -> None:
+        """The rootfs is complete and indexed: the next diff is this step's change."""
+        applied = self.apply_pending(why)
+        if applied or not self.snapshotter_ready:
             started = time.monotonic()
-            self.snapshotter.reset()
+            count = self.snapshotter.reset()
             self.snapshotter_ready = True
-            self.log.debug(f"Indexed filesystem in {time.monotonic() - started:.2f}s")
+            self.log.debug(f"Indexed {count} paths in {time.monotonic() - started:.2f}s")
 
     def _layer_media_type(self) -> str:
         compression = self.options.compression
@@ -163,7 +205,8 @@ class StageRunner:
     def run(self, triggers: Sequence[Any]) -> StageResult:
         for ins in [*triggers, *adapt.stage_instructions(self.stage)]:
             self.execute(ins)
-        if self.options.single_snapshot:
+        if self.options.single_snapshot and self.snapshotter_ready:
+            # nothing touched the filesystem if no step ever indexed it
             self._ensure_index()
             blob = self.snapshot_full()
             if blob is not None:
@@ -178,6 +221,8 @@ class StageRunner:
             config=self.config,
             layers=self.layers,
             manifest_type=self.manifest_type,
+            key=self.key,
+            runner=self,
         )
 
     def execute(self, ins: Any) -> None:
@@ -194,6 +239,18 @@ class StageRunner:
             of=self.env.steps.total,
             instruction=text,
         )
+        key = self._step_key(keyword, expanded)
+        cacheable = key is not None and self.cache is not None and self.cache.caches(keyword)
+        if cacheable:
+            hit = self.cache.lookup(key)
+            if hit is not None:
+                self.log.info(f"Using caching version of cmd: {text}")
+                report.cache_hit = True
+                report.layer = self._apply_hit(hit, text)
+                report.duration_s = round(time.monotonic() - started, 3)
+                self.env.report_steps.append(report)
+                self.key = key
+                return
         try:
             blob, created_by = self._dispatch(keyword, expanded, ins, label, text)
         except DockerfileError:
@@ -210,6 +267,71 @@ class StageRunner:
             self.config.add_history(created_by, empty_layer=blob is None, created=self.env.created)
         report.duration_s = round(time.monotonic() - started, 3)
         self.env.report_steps.append(report)
+
+    # -- cache ----------------------------------------------------------------------------
+
+    def _step_key(self, keyword: str, ins: Any) -> str | None:
+        if self.cache is None or self.key is None:
+            return None
+        from engine.cache import step_key
+
+        run_env = None
+        sources = None
+        if keyword == "RUN":
+            run_env = adapt.run_env(self.scope, self.config)
+        elif keyword in ("COPY", "ADD"):
+            stage_keys = {
+                **{
+                    name: self.env.stage_results[i].key
+                    for name, i in self.env.stage_names.items()
+                    if i in self.env.stage_results
+                },
+                **{str(i): r.key for i, r in self.env.stage_results.items()},
+            }
+            sources = cachestep.sources_digest(
+                ins,
+                context_dir=self.env.context_dir,
+                matcher=self.env.matcher,
+                stage_keys=stage_keys,
+            )
+            if sources is None:
+                return None
+        return str(
+            step_key(self.key, cachestep.expanded_text(ins), run_env=run_env, sources=sources)
+        )
+
+    def _apply_hit(self, hit: Any, text: str) -> LayerReport | None:
+        """Use a cached step as is: its layer (extracted only if a later step needs files),
+        its history; nothing runs."""
+        created_by = str(hit.history.get("created_by") or text)
+        if hit.layer is None:
+            self.config.add_history(created_by, empty_layer=True, created=self.env.created)
+            return None
+        desc = cachestep.convert_layer(hit.layer, self.manifest_type == DOCKER_MANIFEST)
+        cache = self.cache
+
+        def fetch(dest: Path) -> None:
+            cache.fetch_layer(hit, dest)
+
+        ref = LayerRef(desc, str(hit.diff_id), None, hit.repository, created_by, fetch)
+        self.layers.append(ref)
+        if self.env.on_layer is not None:
+            self.env.on_layer(ref)
+        self.config.add_history(created_by, empty_layer=False, created=self.env.created)
+        self._pending.append(self._extractor(ref))
+        return LayerReport(desc.digest, str(hit.diff_id), desc.size, desc.media_type)
+
+    def _extractor(self, ref: LayerRef) -> Callable[[Path], None]:
+        ensure_local = self.env.ensure_local
+
+        def extract(rootfs: Path) -> None:
+            from engine.fs.extract import extract_layer
+
+            if ensure_local is None:
+                raise BuildError(f"layer {ref.descriptor.digest} is not available locally")
+            extract_layer(ensure_local(ref), ref.descriptor.media_type, rootfs)
+
+        return extract
 
     def _dispatch(
         self, keyword: str, ins: Any, raw: Any, label: str, text: str
@@ -257,7 +379,7 @@ class StageRunner:
     def _run(self, ins: Any, label: str, text: str) -> tuple[LayerBlob | None, str]:
         argv = adapt.run_argv(self.scope, ins, self.config.shell)
         run_env = adapt.run_env(self.scope, self.config)
-        self._ensure_index()
+        self._ensure_index(text)
         workdir = self.config.workdir
         self._ensure_workdir_exists(workdir)
         self.log.info(f"Running: {adapt.go_list(argv)}")
@@ -278,7 +400,7 @@ class StageRunner:
         return self.snapshot_full(), created_by
 
     def _copy(self, keyword: str, ins: Any) -> tuple[LayerBlob | None, str]:
-        self._ensure_index()
+        self._ensure_index(adapt.instruction_text(ins))
         written = self.env.copy_files(self, keyword, ins)
         created_by = copy_created_by(
             keyword, adapt.copy_flags_for_history(ins), *adapt.copy_srcs_dest(ins)
@@ -309,7 +431,7 @@ class StageRunner:
 
     def _workdir(self, path: str) -> tuple[LayerBlob | None, str]:
         created_by = self.config.apply_workdir(path)
-        self._ensure_index()
+        self._ensure_index(f"WORKDIR {path}")
         created = self._ensure_workdir_exists(self.config.workdir)
         if not created or self.options.single_snapshot:
             return None, created_by

@@ -10,17 +10,25 @@ registry before a later step fails are harmless: no manifest or tag points at th
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from engine.build.assemble import LayerRef
-from engine.errors import BuildError
 
 
 class Uploader:
-    def __init__(self, client: Any, destinations: Sequence[Any], *, workers: int = 3) -> None:
+    def __init__(
+        self,
+        client: Any,
+        destinations: Sequence[Any],
+        ensure_local: Callable[[LayerRef], Path],
+        *,
+        workers: int = 3,
+    ) -> None:
         self.client = client
+        self.ensure_local = ensure_local
         self.destinations = list(destinations)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push")
         self._futures: dict[tuple[str, str], Future[None]] = {}
@@ -41,9 +49,18 @@ class Uploader:
             src = Reference.parse(layer.source_repo)
             if src.registry == ref.registry and src.repository != ref.repository:
                 mount_from = src
-        if layer.path is None:
-            raise BuildError(f"layer {layer.descriptor.digest} has no local blob to push")
-        self.client.push_blob(ref, layer.descriptor, layer.path, mount_from=mount_from)
+        desc = layer.descriptor
+        if layer.path is None and mount_from is not None:
+            # Base and cached layers on the same registry are mounted, never downloaded.
+            if self.client.blob_exists(ref, desc.digest):
+                return
+            placeholder = Path("/nonexistent-brickyard-blob")
+            try:
+                self.client.push_blob(ref, desc, placeholder, mount_from=mount_from)
+                return
+            except OSError:
+                pass  # the registry refused the mount: upload it after all
+        self.client.push_blob(ref, desc, self.ensure_local(layer), mount_from=mount_from)
 
     def finish(self, layers: Sequence[LayerRef]) -> None:
         """Make sure every layer of the image is in every destination."""

@@ -1,0 +1,80 @@
+"""Layer-cache keys of build steps (engine/cache's contract, seen from the build side).
+
+A stage's chain starts at `base_key(base manifest digest | earlier stage's key | scratch)`;
+each instruction extends it with its expanded text, the environment RUN sees, and for
+COPY/ADD the content hash of what it copies. Only RUN (and COPY/ADD with
+--cache-copy-layers) are looked up and stored; the others only take part in the chain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.build import adapt
+from engine.image.model import (
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_ZSTD,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    Descriptor,
+)
+
+_GZIP = {
+    OCI_LAYER_GZIP: DOCKER_LAYER_GZIP,
+    OCI_LAYER_ZSTD: DOCKER_LAYER_ZSTD,
+}
+_TO_OCI = {v: k for k, v in _GZIP.items()}
+
+
+def expanded_text(ins: Any) -> str:
+    """The instruction after variable expansion, as one line: what the key hashes."""
+    parts = [adapt.keyword(ins)]
+    parts += [f"--{k}={v}" for k, v in adapt.flags(ins).items()]
+    args = adapt.args(ins)
+    parts.append(json.dumps(args) if adapt.json_form(ins) else " ".join(args))
+    for h in getattr(ins, "heredocs", None) or ():
+        parts.append(f"<<{h.name}\n{h.content}")
+    return " ".join(parts)
+
+
+def convert_layer(desc: Descriptor, docker: bool) -> Descriptor:
+    """A cached layer in this image's flavour: same bytes, OCI or Docker media type."""
+    table = _GZIP if docker else _TO_OCI
+    media_type = table.get(desc.media_type, desc.media_type)
+    return Descriptor(media_type, desc.digest, desc.size)
+
+
+def sources_digest(
+    ins: Any,
+    *,
+    context_dir: Path,
+    matcher: Any,
+    stage_keys: Mapping[str, str | None],
+) -> str | None:
+    """What COPY/ADD copies, hashed: context files (after .dockerignore), or the source
+    stage's key / image reference plus the paths for --from. None if it cannot be known."""
+    from engine.cache import hash_sources, stage_source_digest
+    from engine.context import match_sources
+
+    srcs = adapt.args(ins)[:-1]
+    from_value = adapt.flags(ins).get("from", "")
+    if from_value:
+        key = stage_keys.get(from_value.lower(), from_value)
+        return None if key is None else stage_source_digest(key, srcs)
+    local = [s for s in srcs if not s.startswith(("http://", "https://", "git@"))]
+    local = [s for s in local if not (s.startswith("<<") and getattr(ins, "heredocs", None))]
+    if not local:
+        return stage_source_digest("no-local-sources", srcs)
+    matched = match_sources(context_dir, local, matcher)
+    excluded = getattr(matcher, "excluded", None)
+    return str(
+        hash_sources(
+            context_dir,
+            matched,
+            owner=adapt.flags(ins).get("chown", ""),
+            excluded=excluded if callable(excluded) else None,
+        )
+    )
