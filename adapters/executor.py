@@ -25,7 +25,7 @@ from adapters.tags import Metadata, compute_metadata, parse_flavor, parse_tag_ru
 from engine.errors import AdapterError
 
 Runner = Callable[[list[str], Mapping[str, str]], int]
-_ERROR_LINE = re.compile(r"^error: (?P<file>[^:\n]+):(?P<line>\d+): (?P<msg>.*)$", re.M)
+_ERROR_LINE = re.compile(r"^(?:error: )?(?P<file>[^:\n ]+):(?P<line>\d+): (?P<msg>.*)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,10 @@ def execute(
     error, efile, eline = "", "", None
     if code != 0:
         lines = [ln for ln in captured.splitlines() if ln.startswith("error: ")]
-        error = lines[-1].removeprefix("error: ") if lines else f"executor exited with {code}"
-        if m := _ERROR_LINE.search(captured):
+        error = lines[-1].removeprefix("error: ") if lines else report.error
+        error = error or f"executor exited with {code}"
+        # exit code 3 is DockerfileError: "Dockerfile:12: message" names file and line.
+        if code == 3 and (m := _ERROR_LINE.match(error)):
             efile, eline = m["file"], int(m["line"])
     return BuildOutcome(
         exit_code=code,

@@ -2,8 +2,10 @@
 
 Expected shape (extra keys ignored, missing ones tolerated):
 {"digest": "sha256:...", "image_id": "sha256:<config digest>", "tags": ["reg/img:tag"],
- "duration_s": 12.3, "steps": [{"stage": "0", "instruction": "RUN make", "duration_s": 1.2,
- "cache_hit": false, "layer_size": 1234}]}
+ "duration_s": 12.3, "error": null | "one line",
+ "steps": [{"stage": 0, "instruction": "RUN make", "duration_s": 1.2, "cache_hit": false,
+            "layer_size": 1234}]}
+(engine/build/report.py writes it.)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class BuildReport:
     tags: tuple[str, ...] = ()
     duration_s: float | None = None
     steps: tuple[StepReport, ...] = field(default_factory=tuple)
+    error: str = ""
 
 
 def _first(d: dict[str, Any], *keys: str) -> Any:
@@ -63,6 +66,7 @@ def parse_report(data: dict[str, Any]) -> BuildReport:
         tags=tuple(str(t) for t in (_first(data, "tags", "destinations") or ())),
         duration_s=float(duration) if duration is not None else None,
         steps=tuple(_step(s) for s in steps if isinstance(s, dict)),
+        error=str(data.get("error") or ""),
     )
 
 
@@ -101,6 +105,8 @@ def render_markdown(report: BuildReport, *, title: str = "brickyard build") -> s
         lines.append(f"**Digest:** `{report.digest}`")
     if report.tags:
         lines.append("**Tags:** " + ", ".join(f"`{t}`" for t in report.tags))
+    if report.error:
+        lines.append(f"**Failed:** `{_cell(report.error)}`")
     if report.duration_s is not None:
         lines.append(f"**Duration:** {report.duration_s:.1f} s")
     if report.steps:

@@ -63,3 +63,25 @@ def test_github_action_builds_and_pushes_into_local_registry(
     assert json.loads(outputs["metadata"])["containerimage.config.digest"] == outputs["imageid"]
     summary = (tmp_path / "summary").read_text()
     assert "RUN echo" in summary and outputs["digest"] in summary
+
+
+def test_engine_dockerfile_error_becomes_annotation_on_the_right_line(
+    registry: RunningRegistry, busybox_image: str, tmp_path: Path
+) -> None:
+    env = _runner_env(
+        tmp_path,
+        **{
+            "INPUT_IMAGES": f"{registry.host}/gh/broken",
+            "INPUT_INSECURE-REGISTRIES": registry.host,
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        },
+    )
+    workspace = Path(env["GITHUB_WORKSPACE"])
+    (workspace / "Dockerfile").write_text(f"FROM {busybox_image}\n\nRUNN echo hi\n")
+    out = io.StringIO()
+    assert github_build([], env, out=out) == 3
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("::error ")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "::error file=Dockerfile,line=3,title=Dockerfile::"
+    )
+    assert "RUNN" in lines[0].upper()
