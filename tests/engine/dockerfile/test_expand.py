@@ -86,7 +86,7 @@ def test_words_split_after_expansion_but_not_inside_quotes() -> None:
 
 
 # No example database: the suite must not write into the work tree.
-settings.register_profile("dockerfile-frontend", database=None, max_examples=60, deadline=None)
+settings.register_profile("dockerfile-frontend", database=None, max_examples=40, deadline=None)
 quick = settings.get_profile("dockerfile-frontend")
 
 plain = st.text(alphabet=st.characters(blacklist_characters="$'\"\\`{}"), max_size=30)

@@ -75,7 +75,7 @@ def oracle_view(cmd: dockerfile.Command) -> tuple[object, ...]:
 
 
 @settings(
-    max_examples=250,
+    max_examples=200,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
