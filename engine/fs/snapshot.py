@@ -16,6 +16,9 @@ etc/resolv.conf and etc/hosts) are skipped with everything below them, in both i
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import marshal
 import os
 import stat
 from collections.abc import Iterable
@@ -60,33 +63,123 @@ def normalize_ignore(paths: Iterable[str]) -> frozenset[str]:
     return frozenset(p for p in (clean_relative(x) for x in paths) if p)
 
 
-def scan(root: str, ignore: frozenset[str] = frozenset(), start: str = "") -> StatIndex:
-    """Index everything below root/start (start itself excluded) with one scandir walk."""
+_SPLIT_DIRS = 32  # pending directories before a helper process takes half of them
+_SPLIT_MIN = 2000  # entries seen before forking pays off
+_NEW = tuple.__new__
+
+
+def scan(
+    root: str, ignore: frozenset[str] = frozenset(), start: str = "", *, parallel: bool = True
+) -> StatIndex:
+    """Index everything below root/start (start itself excluded) with one scandir walk.
+
+    On big trees a forked helper process walks half of the pending directories (lstat is
+    most of the cost and one core can only do so many) and sends its part back."""
     index: StatIndex = {}
-    lstat_entry = _entry
     stack = [start]
-    while stack:
-        rel = stack.pop()
-        host = f"{root}/{rel}" if rel else (root or "/")
-        prefix = f"{rel}/" if rel else ""
-        try:
-            it = os.scandir(host)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        with it:
-            for de in it:
-                r = prefix + de.name
-                if r in ignore:
-                    continue
-                try:
-                    st = de.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                entry = lstat_entry(st, de.path)
-                index[r] = entry
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(r)
+    helper: _ScanHelper | None = None
+    new = _NEW
+    try:
+        while stack:
+            if (
+                parallel
+                and helper is None
+                and len(stack) >= _SPLIT_DIRS
+                and len(index) >= _SPLIT_MIN
+                and hasattr(os, "fork")
+            ):
+                helper = _ScanHelper(root, ignore, stack[::2])
+                stack = stack[1::2]
+            rel = stack.pop()
+            host = f"{root}/{rel}" if rel else (root or "/")
+            prefix = f"{rel}/" if rel else ""
+            try:
+                it = os.scandir(host)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with it:
+                for de in it:
+                    r = prefix + de.name
+                    if r in ignore:
+                        continue
+                    try:
+                        st = de.stat(follow_symlinks=False)
+                        mode = st.st_mode
+                        link = os.readlink(de.path) if stat.S_ISLNK(mode) else None
+                    except FileNotFoundError:
+                        continue
+                    index[r] = new(
+                        StatEntry,
+                        (
+                            mode,
+                            st.st_uid,
+                            st.st_gid,
+                            st.st_size,
+                            st.st_mtime_ns,
+                            st.st_ctime_ns,
+                            st.st_ino,
+                            link,
+                            st.st_nlink,
+                            st.st_rdev,
+                        ),
+                    )
+                    if stat.S_ISDIR(mode):
+                        stack.append(r)
+        if helper is not None:
+            for key, value in helper.collect():
+                index[key] = new(StatEntry, value)
+    finally:
+        if helper is not None:
+            helper.close()
     return index
+
+
+class _ScanHelper:
+    """A forked process that scans some directories and sends back marshalled entries."""
+
+    def __init__(self, root: str, ignore: frozenset[str], dirs: list[str]) -> None:
+        rfd, wfd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # child: walk, send, leave without running atexit handlers
+            status = 0
+            try:
+                os.close(rfd)
+                entries: list[tuple[str, tuple[object, ...]]] = []
+                for d in dirs:
+                    entries.extend(
+                        (k, tuple(v)) for k, v in scan(root, ignore, d, parallel=False).items()
+                    )
+                _send(wfd, marshal.dumps(entries))
+            except BaseException as exc:
+                status = 1
+                with contextlib.suppress(OSError):
+                    _send(wfd, marshal.dumps(f"{type(exc).__name__}: {exc}"))
+            finally:
+                os._exit(status)
+        os.close(wfd)
+        self.stream = os.fdopen(rfd, "rb")
+        self.done = False
+
+    def collect(self) -> list[tuple[str, tuple[object, ...]]]:
+        head = self.stream.read(8)
+        payload = self.stream.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
+        result = marshal.loads(payload) if payload else "scan helper ended early"
+        if isinstance(result, str):
+            raise OSError(errno.EIO, f"snapshot scan failed: {result}")
+        entries: list[tuple[str, tuple[object, ...]]] = result
+        return entries
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            self.stream.close()
+            os.waitpid(self.pid, 0)
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(len(data).to_bytes(8, "little") + data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _entry(st: os.stat_result, host: str) -> StatEntry:

@@ -141,3 +141,23 @@ def test_diff_paths_snapshots_only_given_paths(snap: Snapshotter, root: Path) ->
     assert d.deleted == []
     rest = snap.diff()
     assert "unrelated" in rest.changed and "app/src/a.py" not in rest.changed
+
+
+def test_parallel_scan_matches_single_process_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.fs import snapshot
+
+    root = tmp_path / "big"
+    for d in range(60):
+        (root / f"d{d:02d}/sub").mkdir(parents=True)
+        for f in range(20):
+            (root / f"d{d:02d}/sub/f{f}").write_text(str(f))
+        (root / f"d{d:02d}/l").symlink_to("sub/f1")
+    monkeypatch.setattr(snapshot, "_SPLIT_MIN", 1)
+    monkeypatch.setattr(snapshot, "_SPLIT_DIRS", 8)
+    parallel = snapshot.scan(str(root))
+    single = snapshot.scan(str(root), parallel=False)
+    assert parallel == single and len(single) == 60 * 23
+    assert all(type(v) is snapshot.StatEntry for v in parallel.values())
+    assert parallel["d07/l"].link == "sub/f1"
