@@ -128,3 +128,30 @@ def read_inputs(
         else:
             values[item.name] = item.default
     return BuildInputs(values), list(ns.executor_args)
+
+
+def inputs_markdown() -> str:
+    """docs/ci/inputs.md: the table of inputs, where each is set in every CI."""
+    lines = [
+        "# Build inputs (every CI adapter)",
+        "",
+        "Generated from `adapters/inputs.py` (`python3 -m adapters.inputs`); a test keeps it",
+        "current. List inputs take one value per line; `csv` ones also accept `a,b` on one line.",
+        "Values flow: command-line flag, then environment, then default.",
+        "",
+        "| input | GitHub `with:` | GitLab / Jenkins variable | kind | default | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for item in INPUTS:
+        default = item.default
+        if item.github_default is not None:
+            default = f"{item.default} (GitHub: {item.github_default})"
+        lines.append(
+            f"| `--{item.name}` | `{item.name}` | `{item.variable}` | {item.kind} | "
+            f"{'`' + default + '`' if default else ''} | {item.help.replace('|', '/')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(inputs_markdown(), end="")
