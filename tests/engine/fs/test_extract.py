@@ -311,3 +311,37 @@ def test_corrupt_blob_is_an_image_error(tmp_path: Path, rootfs: Path) -> None:
     blob.write_bytes(b"\x1f\x8b" + os.urandom(2000))
     with pytest.raises(ImageError):
         extract_layer(blob, None, rootfs)
+
+
+def test_device_nodes_skipped_with_one_warning_without_cap_mknod(tmp_path: Path) -> None:
+    """Run the extraction in a child whose bounding set lacks CAP_MKNOD (as in a default
+    unprivileged pod without it): device nodes are skipped, everything else is extracted."""
+    import subprocess
+    import sys
+
+    blob = make_tar(
+        tmp_path / "dev.tar",
+        [
+            {"name": "dev/null", "type": "chr", "major": 1, "minor": 3},
+            {"name": "dev/zero", "type": "chr", "major": 1, "minor": 5},
+            {"name": "dev/file", "data": b"ok"},
+        ],
+    )
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.WARNING);"
+        "from engine.fs.extract import extract_layer;"
+        f"s = extract_layer({str(blob)!r}, None, {str(rootfs)!r});"
+        "print(s.devices_skipped, s.files)"
+    )
+    cmd = [sys.executable, "-c", code]
+    if IS_ROOT:
+        cmd = ["setpriv", "--bounding-set=-mknod", "--inh-caps=-mknod", *cmd]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[3]
+    )
+    assert res.stdout.split() == ["2", "1"]
+    assert res.stderr.count("cannot create device nodes") == 1
+    assert (rootfs / "dev/file").read_bytes() == b"ok"
+    assert not (rootfs / "dev/null").exists()
