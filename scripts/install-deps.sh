@@ -9,6 +9,7 @@ APT_PACKAGES=(
   docker-registry skopeo umoci busybox-static debootstrap rsync git uidmap
   e2fsprogs jq ca-certificates util-linux
   groovy
+  python3-zstandard
 )
 
 missing=()

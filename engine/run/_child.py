@@ -1,6 +1,6 @@
 """Child side of a RUN step: namespaces, mounts, chroot, ids, exec.
 
-Run as `python -I -S _child.py SPEC_JSON` (standard library only, no engine import) so the
+Run as `python -I -S _child.py < SPEC_JSON` (standard library only, no engine import) so the
 engine never forks a Python interpreter that holds threads or locks. The parent has already
 prepared the rootfs (mountpoints, resolv.conf/hosts files, /dev nodes when mounts are not
 allowed); this side only does what has to happen inside the new process.
@@ -220,8 +220,19 @@ def probe(spec: dict) -> int:
     return 0
 
 
+def _read_stdin() -> bytes:
+    chunks = []
+    while chunk := os.read(0, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def main() -> int:
-    spec = json.loads(sys.argv[1])
+    spec = json.loads(_read_stdin())
+    # The step's stdin is /dev/null, as in docker build (opened before any chroot).
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     if spec.get("probe"):
         return probe(spec)
     report = spec["report_fd"]

@@ -9,10 +9,11 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from engine.errors import BuildError
 from engine.run.idmap import IdMapper
@@ -36,18 +37,23 @@ def step_env(env: Mapping[str, str], *, home: str | None = None) -> dict[str, st
     return out
 
 
-def _child_cmd(spec: Mapping[str, Any]) -> list[str]:
-    return [sys.executable, "-I", "-S", str(CHILD), json.dumps(spec)]
+def _child_cmd() -> list[str]:
+    return [sys.executable, "-I", "-S", str(CHILD)]
+
+
+def _spec_file(spec: Mapping[str, Any]) -> IO[bytes]:
+    """The spec goes in on stdin from an unlinked file: argv would cap one string at
+    128 KiB (a long RUN script or a large ARG), a pipe could fill before it is read."""
+    f = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, closed by the caller
+    f.write(json.dumps(spec).encode())
+    f.seek(0)
+    return f
 
 
 def probe_child(spec: Mapping[str, Any]) -> bool:
     """Ask a throwaway child whether it may make the namespaces and mounts a step needs."""
-    res = subprocess.run(
-        _child_cmd({**spec, "probe": True}),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=False,
-    )
+    with _spec_file({**spec, "probe": True}) as spec_in:
+        res = subprocess.run(_child_cmd(), stdin=spec_in, capture_output=True, check=False)
     return res.returncode == 0
 
 
@@ -103,7 +109,8 @@ def kill_rooted_at(rootfs: str) -> None:
 def run_child(
     spec: Mapping[str, Any], *, step_label: str, out: TextIO, id_map: IdMapper | None = None
 ) -> int:
-    """Run the helper in its own session (process group = its pid), stdin /dev/null,
+    """Run the helper in its own session (process group = its pid), the step's stdin
+    /dev/null,
     stdout+stderr into one pipe streamed to out. Returns the command's exit status;
     raises BuildError when the helper failed before the command started."""
     report_r, report_w = os.pipe()
@@ -114,14 +121,15 @@ def run_child(
     child_fds = (report_w, ready_w, ack_r) if id_map else (report_w,)
     extra = {"sync_fds": [ready_w, ack_r]} if id_map else {}
     try:
-        proc = subprocess.Popen(
-            _child_cmd({**spec, **extra, "report_fd": report_w}),
-            stdin=subprocess.DEVNULL,
-            stdout=out_w,
-            stderr=out_w,
-            pass_fds=child_fds,
-            start_new_session=True,
-        )
+        with _spec_file({**spec, **extra, "report_fd": report_w}) as spec_in:
+            proc = subprocess.Popen(
+                _child_cmd(),
+                stdin=spec_in,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=child_fds,
+                start_new_session=True,
+            )
     except BaseException:
         for fd in (report_r, report_w, out_r, out_w, ready_r, ready_w, ack_r, ack_w):
             if fd >= 0:

@@ -250,3 +250,12 @@ def test_failed_step_still_restores_the_rootfs(rootfs: Path, out: io.StringIO) -
     assert sh(rootfs, "exit 9", out) == 9
     assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
     assert os.listdir(rootfs / "dev") == []
+
+
+def test_large_scripts_and_env_reach_the_step_and_stdin_is_empty(
+    rootfs: Path, out: io.StringIO
+) -> None:
+    # Together far above the 128 KiB a single argv string may have.
+    script = "echo ${#BIG}; wc -c < /dev/stdin\n" + "# padding\n" * 9000
+    assert sh(rootfs, script, out, env={"BIG": "x" * 100_000}) == 0
+    assert lines(out) == ["[1/1] 100000", "[1/1] 0"]

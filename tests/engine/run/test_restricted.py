@@ -152,11 +152,17 @@ def nobody_rootfs() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(top)], check=True)
 
 
-SPAWNS_ITSELF = "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"
+# The interpreter must start itself again (the engine spawns its RUN helper with it) and
+# import the engine (the system python3 needs python3-zstandard, see install-deps.sh).
+SPAWNS_ITSELF = (
+    "import subprocess, sys; sys.path.insert(0, sys.argv[1]); import engine.run; "
+    "subprocess.run([sys.executable, '-c', ''], check=True)"
+)
 
 
 def python_for_nobody() -> str:
     """An interpreter the unprivileged user may execute (pyenv under /root is private)."""
+    last: list[str] = []
     for candidate in (sys.executable, "/usr/bin/python3"):
         ok = subprocess.run(
             [
@@ -167,13 +173,15 @@ def python_for_nobody() -> str:
                 candidate,
                 "-c",
                 SPAWNS_ITSELF,
+                str(REPO),
             ],
             capture_output=True,
             check=False,
         )
         if ok.returncode == 0:
             return candidate
-    raise AssertionError("no Python interpreter is executable by uid 65534")
+        last = ok.stderr.decode(errors="replace").strip().splitlines()[-1:]
+    raise AssertionError(f"no Python interpreter runs the engine as uid 65534: {last}")
 
 
 def test_rootless_as_unprivileged_user_maps_caller_to_root(nobody_rootfs: Path) -> None:
