@@ -1,0 +1,119 @@
+"""The cache seen through whole builds (executor_main against the real registry)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import E2E, entry, exists
+from tests.engine.cache.proxy import CountingProxy, counting_proxy
+from tests.support.registry import RunningRegistry
+
+pytestmark = pytest.mark.integration
+
+DELETING = """\
+FROM {base}
+RUN mkdir -p /data/keep /data/gone && echo a > /data/a && echo b > /data/b \\
+ && echo x > /data/gone/x
+RUN rm /data/a && rm -r /data/gone && rm /etc/group && rm /bin/vi
+ARG LATE=1
+RUN echo "late $LATE" > /late
+"""
+
+
+@pytest.fixture
+def proxy(registry: RunningRegistry) -> Iterator[CountingProxy]:
+    with counting_proxy(registry.host) as p:
+        yield p
+
+
+@pytest.fixture
+def via_proxy(proxy: CountingProxy, busybox_image: str, tmp_path: Path) -> E2E:
+    """Builds whose every registry request (base pull, cache, push) goes through the proxy."""
+    base = proxy.host + "/" + busybox_image.split("/", 1)[1]
+    return E2E(proxy.host, base, tmp_path)
+
+
+def cache_args(e2e: E2E, name: str, report: Path, *extra: str) -> list[str]:
+    return [
+        "--cache",
+        "--cache-repo",
+        f"{e2e.registry}/cachetest/{name}/cache",
+        "--report-file",
+        str(report),
+        *extra,
+    ]
+
+
+def hits(report: Path) -> list[bool]:
+    return [bool(s["cache_hit"]) for s in json.loads(report.read_text())["steps"]]
+
+
+def assert_deletions_kept(rootfs: Path) -> None:
+    assert entry(rootfs, "/data/b").content == "b\n"
+    assert exists(rootfs, "/data/keep")
+    for gone in ("/data/a", "/data/gone", "/etc/group", "/bin/vi"):
+        assert not exists(rootfs, gone), f"{gone} came back"
+    assert exists(rootfs, "/bin/sh")
+
+
+def test_deletions_in_a_cached_run_stay_deleted(via_proxy: E2E, tmp_path: Path) -> None:
+    e2e = via_proxy
+    first = e2e.build("del", DELETING, args=cache_args(e2e, "del", tmp_path / "1.json")).ok()
+    assert_deletions_kept(first.rootfs)
+
+    # Fully cached: the deleting RUN's layer (its whiteouts) is reused as it is.
+    again = e2e.build("del", DELETING, args=cache_args(e2e, "del", tmp_path / "2.json")).ok()
+    assert [hits(tmp_path / "2.json")[i] for i in (0, 1, 3)] == [True, True, True]
+    assert again.manifest["layers"] == first.manifest["layers"]
+    assert_deletions_kept(again.rootfs)
+
+    # A miss after the cached deletions: the rootfs is rebuilt from the cached layers and
+    # the new layer must not bring deleted files back.
+    late = e2e.build(
+        "del",
+        DELETING,
+        args=[*cache_args(e2e, "del", tmp_path / "3.json"), "--build-arg", "LATE=2"],
+    ).ok()
+    assert [hits(tmp_path / "3.json")[i] for i in (0, 1, 3)] == [True, True, False]
+    assert late.manifest["layers"][:-1] == first.manifest["layers"][:-1]
+    assert entry(late.rootfs, "/late").content == "late 2\n"
+    assert_deletions_kept(late.rootfs)
+
+
+SMALL = """\
+FROM {base}
+COPY src/ /app/src/
+RUN cat /app/src/* > /app/all && rm /app/src/b.txt
+ENV MODE=prod
+COPY conf /app/conf
+"""
+
+
+def test_fully_cached_rebuild_downloads_no_layer_blob(
+    via_proxy: E2E, proxy: CountingProxy, tmp_path: Path
+) -> None:
+    e2e = via_proxy
+    files = {"src/a.txt": "a\n", "src/b.txt": "b\n", "conf": "port=1\n"}
+    extra = ("--cache-copy-layers",)
+    first = e2e.build(
+        "full", SMALL, files, args=cache_args(e2e, "full", tmp_path / "1.json", *extra)
+    )
+    first.ok()
+    layer_digests = {layer["digest"] for layer in first.manifest["layers"]}
+    proxy.clear()
+    again = e2e.build(
+        "full", SMALL, files, args=cache_args(e2e, "full", tmp_path / "2.json", *extra)
+    ).ok()
+    assert hits(tmp_path / "2.json") == [True, True, False, True]
+    downloaded = {p.rsplit("/", 1)[1] for p in proxy.blob_gets()}
+    assert downloaded & layer_digests == set(), "a fully cached rebuild downloaded layers"
+    assert "Unpacking rootfs" not in again.log
+    assert again.manifest["layers"] == first.manifest["layers"]
+    assert again.digest == first.digest or again.config["history"] == first.config["history"]
+    # Reads manifests and pushes at most configs and manifests: no layer upload either.
+    uploads = [p for m, p in proxy.requests if m in ("PUT", "PATCH") and "/blobs/" in p]
+    assert len(uploads) <= 1
