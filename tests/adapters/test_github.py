@@ -198,3 +198,24 @@ def test_pull_request_without_push_builds_with_no_push(tmp_path: Path, ref: str)
     assert github_build([], env, out=io.StringIO(), runner=lambda a, e: seen.append(a) or 0) == 0
     assert "--no-push" in seen[0] and "--destination" not in seen[0]
     assert parse_github_output((tmp_path / "output").read_text())["tags"] == ""
+
+
+def test_extra_registry_login_from_step_env_is_masked_and_written(tmp_path: Path) -> None:
+    env = _runner_env(
+        tmp_path,
+        BRICKYARD_REGISTRY="docker.io",
+        BRICKYARD_REGISTRY_USER="bot",
+        BRICKYARD_REGISTRY_PASSWORD="hub-pat-123",
+    )
+    seen: dict[str, list[str]] = {}
+
+    def runner(argv: list[str], run_env: Mapping[str, str]) -> int:
+        config = json.loads((Path(run_env["DOCKER_CONFIG"]) / "config.json").read_text())
+        seen["auths"] = sorted(config["auths"])
+        return 0
+
+    out = io.StringIO()
+    assert github_build([], env, out=out, runner=runner) == 0
+    assert seen["auths"] == ["docker.io", "ghcr.io"]
+    assert "::add-mask::hub-pat-123\n" in out.getvalue()
+    assert out.getvalue().count("hub-pat-123") == 1
