@@ -116,14 +116,14 @@ OPTIONS: tuple[Option, ...] = (
     _o("compression-level", "int", -1, "Compression level; used only when > 0.", _SNAP, implemented=True),  # noqa: E501
     _o("label", "list", (), "Image label KEY=VALUE. Repeatable.", _SNAP, metavar="KEY=VALUE", implemented=True),  # noqa: E501
     # --- Caching
-    _o("cache", "bool", False, "Use the layer cache when building.", _CACHE),
-    _o("cache-repo", "str", "", "Repository for cached layers (default <destination>/cache); oci:/path writes an OCI layout.", _CACHE),  # noqa: E501
+    _o("cache", "bool", False, "Use the layer cache when building.", _CACHE, implemented=True),
+    _o("cache-repo", "str", "", "Repository for cached layers (default <destination>/cache); oci:/path writes an OCI layout.", _CACHE, implemented=True),  # noqa: E501
     _o("cache-dir", "str", "/cache", "Local directory of base-image tarballs (filled by `brickyard warm`).", _CACHE),  # noqa: E501
-    _o("cache-ttl", "duration", timedelta(hours=336), "Cached layers older than this are ignored (Go duration, e.g. 6h).", _CACHE),  # noqa: E501
-    _o("cache-copy-layers", "bool", False, "Also cache layers produced by COPY.", _CACHE),
-    _o("cache-run-layers", "bool", True, "Cache layers produced by RUN.", _CACHE),
-    _o("compressed-caching", "bool", True, "Compress cached layers (faster, more memory).", _CACHE),
-    _o("no-push-cache", "bool", False, "Do not push cache layers.", _CACHE),
+    _o("cache-ttl", "duration", timedelta(hours=336), "Cached layers older than this are ignored (Go duration, e.g. 6h).", _CACHE, implemented=True),  # noqa: E501
+    _o("cache-copy-layers", "bool", False, "Also cache layers produced by COPY.", _CACHE, implemented=True),  # noqa: E501
+    _o("cache-run-layers", "bool", True, "Cache layers produced by RUN.", _CACHE, implemented=True),
+    _o("compressed-caching", "bool", True, "Compress cached layers (faster, more memory).", _CACHE, implemented=True),  # noqa: E501
+    _o("no-push-cache", "bool", False, "Do not push cache layers.", _CACHE, implemented=True),
     # --- Output / push
     _o("destination", "list", (), "Image reference to push to. Repeatable.", _OUT, short="d", metavar="IMAGE", implemented=True),  # noqa: E501
     _o("no-push", "bool", False, "Do not push the image.", _OUT, env="KANIKO_NO_PUSH", implemented=True),  # noqa: E501

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from engine.build import adapt, cachestep
 from engine.build.assemble import LayerRef
 from engine.build.config import (
+    HISTORY_COMMENT,
     StageConfig,
     copy_created_by,
     run_created_by,
@@ -265,6 +266,15 @@ class StageRunner:
             report.layer = LayerReport(blob.digest, blob.diff_id, blob.size, blob.media_type)
         if created_by:
             self.config.add_history(created_by, empty_layer=blob is None, created=self.env.created)
+        if cacheable and key is not None:
+            self.cache.store(
+                key,
+                blob,
+                history={"created_by": created_by, "comment": HISTORY_COMMENT},
+                config_delta={},
+                mount_from=self.env.cache_mount_from,
+            )
+        self.key = key
         report.duration_s = round(time.monotonic() - started, 3)
         self.env.report_steps.append(report)
 

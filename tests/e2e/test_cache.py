@@ -1,0 +1,95 @@
+"""--cache: a rebuild reuses RUN (and, on request, COPY) layers from the cache repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import E2E, entry
+
+pytestmark = pytest.mark.integration
+
+DOCKERFILE = (
+    "FROM {base}\nARG V=1\nRUN cat /proc/sys/kernel/random/uuid > /stamp\n"
+    "COPY f /f\nRUN cat /f /stamp > /g\nENV DONE=yes\n"
+)
+
+
+def _cache_args(e2e: E2E, tmp_path: Path, report: str, *extra: str) -> list[str]:
+    """One cache repository per test (its tmp_path), one report per build."""
+    return [
+        "--cache",
+        "--cache-repo",
+        f"{e2e.registry}/e2e/cache-{tmp_path.name.lower()}",
+        "--report-file",
+        str(tmp_path / f"{report}.json"),
+        *extra,
+    ]
+
+
+def _hits(tmp_path: Path, name: str) -> list[bool]:
+    report = json.loads((tmp_path / f"{name}.json").read_text())
+    return [s["cache_hit"] for s in report["steps"]]
+
+
+def test_rebuild_uses_cached_run_layers_without_extracting(e2e: E2E, tmp_path: Path) -> None:
+    files = {"f": "one\n"}
+    first = e2e.build("cached", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "a")).ok()
+    stamp = entry(first.rootfs, "/stamp").content
+    assert _hits(tmp_path, "a") == [False, False, False, False, False]
+
+    second = e2e.build("cached", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "b")).ok()
+    assert _hits(tmp_path, "b") == [False, True, False, True, False]
+    assert "Using caching version of cmd: RUN cat /proc/sys/kernel/random/uuid" in second.log
+    # COPY (not cached by default) needs the files, so the rootfs is unpacked once
+    assert second.log.count("Unpacking rootfs") == 1
+    assert entry(second.rootfs, "/stamp").content == stamp
+    assert entry(second.rootfs, "/g").content == "one\n" + stamp
+    assert second.manifest["layers"] == first.manifest["layers"]
+
+
+def test_fully_cached_build_extracts_nothing(e2e: E2E, tmp_path: Path) -> None:
+    files = {"f": "two\n"}
+    args = ("--cache-copy-layers",)
+    e2e.build("fullcache", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "c", *args)).ok()
+    again = e2e.build(
+        "fullcache", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "d", *args)
+    ).ok()
+    assert _hits(tmp_path, "d") == [False, True, True, True, False]
+    assert "Unpacking rootfs" not in again.log
+    assert "Extracting" not in again.log
+    assert entry(again.rootfs, "/g").content.startswith("two\n")
+
+
+def test_changed_source_misses_from_that_step_on(e2e: E2E, tmp_path: Path) -> None:
+    args = ("--cache-copy-layers",)
+    e2e.build(
+        "cachemiss", DOCKERFILE, {"f": "old\n"}, args=_cache_args(e2e, tmp_path, "e", *args)
+    ).ok()
+    changed = e2e.build(
+        "cachemiss", DOCKERFILE, {"f": "new\n"}, args=_cache_args(e2e, tmp_path, "f", *args)
+    ).ok()
+    assert _hits(tmp_path, "f") == [False, True, False, False, False]
+    assert entry(changed.rootfs, "/g").content.startswith("new\n")
+
+
+def test_build_arg_change_misses_run(e2e: E2E, tmp_path: Path) -> None:
+    files = {"f": "x\n"}
+    e2e.build("cachearg", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "g")).ok()
+    e2e.build(
+        "cachearg", DOCKERFILE, files, args=[*_cache_args(e2e, tmp_path, "h"), "--build-arg", "V=2"]
+    ).ok()
+    assert _hits(tmp_path, "h")[1] is False
+
+
+def test_oci_layout_cache_with_no_push(e2e: E2E, tmp_path: Path) -> None:
+    files = {"f": "layout\n"}
+    args = ["--no-push", "--cache", "--cache-repo", f"oci:{tmp_path / 'cache'}"]
+    report = ["--report-file", str(tmp_path / "r.json")]
+    e2e.build("ocicache", DOCKERFILE, files, args=args, push=False).ok()
+    e2e.build("ocicache", DOCKERFILE, files, args=[*args, *report], push=False).ok()
+    steps = json.loads((tmp_path / "r.json").read_text())["steps"]
+    assert [s["cache_hit"] for s in steps] == [False, True, False, True, False]
+    assert (tmp_path / "cache" / "index.json").exists()
