@@ -106,6 +106,7 @@ class _Job:
     ignore_skip: SkipFn | None
     exclude: Any
     session: Any
+    keep_git_dir: bool = False
 
     @property
     def keyword(self) -> str:
@@ -151,12 +152,14 @@ def copy_sources(
     exclude: Sequence[str] = (),
     parents: bool = False,
     unpack: bool | None = None,
+    keep_git_dir: bool = False,
     session: Any = None,
     **legacy: Any,
 ) -> list[str]:
     """Run one COPY/ADD. `ignore` is a .dockerignore matcher (or rel_path -> bool) for
     context sources; `preserve_owner` keeps source owners when no --chown is given (COPY
-    --from a stage); `exclude`, `parents`, `unpack` are the flags of the same names.
+    --from a stage); `exclude`, `parents`, `unpack`, `keep_git_dir` are the flags of the
+    same names.
     An Instruction as first argument is handled by copy_instruction."""
     if ins is not None:
         return copy_instruction(ins, rootfs=rootfs, workdir=workdir, ignore=ignore, **legacy)
@@ -201,6 +204,7 @@ def copy_sources(
         ignore_skip=_walk_skip(ignore, ignore_fn),
         exclude=_exclude_matcher(exclude),
         session=session,
+        keep_git_dir=keep_git_dir,
     )
     for item in items:
         if job.excluded(item):
@@ -232,7 +236,12 @@ def _target_file(job: _Job, full_dest: str, wants_dir: bool, item: Source) -> st
 def _copy_one(job: _Job, item: Source, full_dest: str, wants_dir: bool) -> None:
     writer = job.writer
     if item.kind == "git":
-        raise BuildError(f"ADD {item.text}: git sources are not supported yet")
+        from engine.copy.gitsource import checkout
+
+        with checkout(item.text, keep_git_dir=job.keep_git_dir) as tree:
+            dest_host = writer.make_dirs(full_dest)
+            writer.copy_tree(str(tree), dest_host)
+        return
     if item.kind == "inline":
         target = _target_file(job, full_dest, wants_dir, item)
         data = item.content.encode()
@@ -351,8 +360,6 @@ def copy_instruction(
         value = get(name)
         return None if value is None else value.lower() in ("true", "1", "")
 
-    if get_bool("keep-git-dir"):
-        raise BuildError(f"{keyword} --keep-git-dir: git sources are not supported yet")
     args = [str(a) for a in ins.args]
     if len(args) < 2:
         raise BuildError(f"{keyword} requires at least two arguments")
@@ -378,6 +385,7 @@ def copy_instruction(
         exclude=tuple(flag_all("exclude")) if callable(flag_all) else (),
         parents=bool(get_bool("parents")),
         unpack=get_bool("unpack"),
+        keep_git_dir=bool(get_bool("keep-git-dir")),
         session=session,
     )
 

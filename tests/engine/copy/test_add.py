@@ -8,7 +8,9 @@ import hashlib
 import io
 import lzma
 import os
+import re
 import stat
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 import zstandard
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from engine.copy import copy_sources
 from engine.errors import BuildError
@@ -224,3 +227,61 @@ def test_archive_xattrs_are_applied(context: Path, rootfs: Path) -> None:
     (context / "x.tar").write_bytes(tar_bytes([info], {"tool": b"bin"}))
     add(context, rootfs, ["x.tar"], "/opt/")
     assert os.getxattr(rootfs / "opt/tool", "user.origin") == b"archive"
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def git_server(tmp_path: Path, httpserver: HTTPServer) -> str:
+    """A repository served over git's dumb HTTP protocol: main has v1 (tagged) then v2."""
+    work = tmp_path / "work"
+    (work / "docs").mkdir(parents=True)
+    git("init", "-q", "-b", "main", cwd=work)
+    (work / "VERSION").write_text("1\n")
+    (work / "docs/index.md").write_text("docs v1\n")
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "v1", cwd=work)
+    git("tag", "v1", cwd=work)
+    (work / "VERSION").write_text("2\n")
+    git("commit", "-q", "-am", "v2", cwd=work)
+    bare = tmp_path / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    git("update-server-info", cwd=bare)
+
+    def serve(request: Request) -> Response:
+        path = bare / request.path.removeprefix("/repo.git/")
+        if not path.is_file():
+            return Response("not found", status=404)
+        return Response(path.read_bytes(), content_type="application/octet-stream")
+
+    httpserver.expect_request(re.compile("^/repo.git/.*")).respond_with_handler(serve)
+    return httpserver.url_for("/repo.git")
+
+
+def test_add_git_repository_checks_out_ref_and_subdir(
+    context: Path, rootfs: Path, git_server: str
+) -> None:
+    add(context, rootfs, [git_server], "/src")
+    assert (rootfs / "src/VERSION").read_text() == "2\n"
+    assert not (rootfs / "src/.git").exists()
+    add(context, rootfs, [git_server + "#v1"], "/old/", chown="app")
+    assert (rootfs / "old/VERSION").read_text() == "1\n"
+    assert (rootfs / "old/VERSION").stat().st_uid == 1000
+    add(context, rootfs, [git_server + "#main:docs"], "/docs")
+    assert os.listdir(rootfs / "docs") == ["index.md"]
+
+
+def test_add_git_keep_git_dir_and_errors_name_the_repository(
+    context: Path, rootfs: Path, git_server: str
+) -> None:
+    add(context, rootfs, [git_server + "#main"], "/src", keep_git_dir=True)
+    assert (rootfs / "src/.git").is_dir()
+    with pytest.raises(BuildError, match=r"ADD http://.*/repo.git#nope: git"):
+        add(context, rootfs, [git_server + "#nope"], "/bad")
