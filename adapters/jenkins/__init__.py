@@ -14,7 +14,7 @@ from adapters.jenkins.render import (
     render_pod,
     render_scripted,
 )
-from engine.errors import AdapterError
+from engine.errors import AdapterError, UsageError
 
 
 def _build(argv: list[str], env: Mapping[str, str]) -> int:
@@ -71,7 +71,7 @@ def _job(argv: list[str], env: Mapping[str, str]) -> int:
 
     actions = {"apply": apply, "run": run}
     if not argv or argv[0] not in actions:
-        raise AdapterError("usage: brickyard jenkins job {apply,run} NAME ...")
+        raise UsageError("usage: brickyard jenkins job {apply,run} NAME ...")
     return actions[argv[0]](argv[1:], env)
 
 

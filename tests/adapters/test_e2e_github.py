@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,19 @@ def test_github_action_builds_and_pushes_into_local_registry(
     (workspace / "Dockerfile").write_text(
         f'FROM {busybox_image}\nARG GREETING\nRUN echo "$GREETING" > /greeting\n'
     )
-    out = io.StringIO()
-    code = github_build([], env, out=out)
-    assert code == 0, out.getvalue()
+    # As the runner does: `docker run -e INPUT_BUILD-ARGS=... image` -> the entry point process.
+    proc = subprocess.run(
+        ["brickyard", "github", "build"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workspace,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "::group::Build " in proc.stdout and "ghs_secret123" not in proc.stdout.replace(
+        "::add-mask::ghs_secret123", ""
+    )
     outputs = parse_github_output((tmp_path / "output").read_text())
     assert outputs["tags"].splitlines() == [
         f"{registry.host}/gh/app:main",
