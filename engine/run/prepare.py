@@ -53,8 +53,10 @@ class Prepared:
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
     def restore(self) -> None:
+        # Best effort, every step: a RUN may have removed or replaced what we made.
         while self._undo:
-            self._undo.pop()()
+            with contextlib.suppress(OSError):
+                self._undo.pop()()
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
@@ -113,10 +115,10 @@ def prepare_rootfs(
             _make_dev_nodes(prep, rootfs)
         prep.tmpdir = Path(tempfile.mkdtemp(prefix="brickyard-run-"))
         etc = resolve_in_root(rootfs, "/etc")
-        _ensure_dir(prep, etc)
-        for name, default in (("resolv.conf", DEFAULT_RESOLV), ("hosts", DEFAULT_HOSTS)):
-            content = _read_host_file(str(host_etc / name), default)
-            _provide_file(prep, etc / name, content, use_mounts)
+        if _ensure_dir(prep, etc):  # an image whose /etc is not a directory gets neither file
+            for name, default in (("resolv.conf", DEFAULT_RESOLV), ("hosts", DEFAULT_HOSTS)):
+                content = _read_host_file(str(host_etc / name), default)
+                _provide_file(prep, etc / name, content, use_mounts)
     except BaseException:
         prep.restore()
         raise
@@ -170,7 +172,10 @@ def _make_dev_nodes(prep: Prepared, rootfs: Path) -> None:
         path = dev / name
         if os.path.lexists(path):
             continue
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        except PermissionError:
+            break  # no CAP_MKNOD either: the step runs without device nodes
         os.chmod(path, 0o666)
         prep._undo.append(_remove_created(path))
     for name, target in DEV_LINKS.items():

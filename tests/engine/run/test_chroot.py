@@ -259,3 +259,12 @@ def test_large_scripts_and_env_reach_the_step_and_stdin_is_empty(
     script = "echo ${#BIG}; wc -c < /dev/stdin\n" + "# padding\n" * 9000
     assert sh(rootfs, script, out, env={"BIG": "x" * 100_000}) == 0
     assert lines(out) == ["[1/1] 100000", "[1/1] 0"]
+
+
+def test_rootfs_is_restored_even_when_the_step_removes_what_was_provided(
+    rootfs: Path, out: io.StringIO
+) -> None:
+    (rootfs / "etc/hosts").write_text("image-hosts\n")
+    assert sh(rootfs, "rm -f /etc/hosts /etc/resolv.conf; echo gone", out) == 0
+    assert (rootfs / "etc/hosts").read_text() == "image-hosts\n"
+    assert not os.path.lexists(rootfs / "etc/resolv.conf")
