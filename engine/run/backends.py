@@ -119,6 +119,8 @@ class ChrootIsolation:
         step_label: str,
         out: TextIO,
     ) -> int:
+        if os.geteuid() != 0:
+            raise BuildError("chroot isolation needs root; use --isolation rootless")
         rootfs = _check_rootfs(rootfs)
         ids = resolve_user(user, rootfs)
         tier = self.tier()

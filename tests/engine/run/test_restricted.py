@@ -43,6 +43,8 @@ from engine.run import ChrootIsolation, select_isolation
 rootfs = Path(sys.argv[2])
 if sys.argv[4:] == ["no-userns"]:
     iso = ChrootIsolation(userns=False)
+elif sys.argv[4:] == ["chroot"]:
+    iso = ChrootIsolation()
 else:
     iso = select_isolation(None, os.geteuid())
 for step in json.loads(sys.argv[3]):
@@ -201,6 +203,8 @@ def test_rootless_as_unprivileged_user_maps_caller_to_root(nobody_rootfs: Path) 
     assert step_lines(results[1]) == ["s dns"]
     assert results[1]["status"] == 3
     assert "maps only uid 0" in results[2]["error"]
+    chroot = run_steps(nobody, python_for_nobody(), nobody_rootfs, [{"sh": "true"}], "chroot")
+    assert chroot[0]["error"] == "chroot isolation needs root; use --isolation rootless"
     assert not os.path.lexists(nobody_rootfs / "etc/resolv.conf")
     assert os.listdir(nobody_rootfs / "dev") == []
 
