@@ -111,14 +111,14 @@ OPTIONS: tuple[Option, ...] = (
     _o("single-snapshot", "bool", False, "Take one snapshot of the filesystem at the end of the build.", _SNAP, implemented=True),  # noqa: E501
     _o("use-new-run", "bool", False, "Experimental RUN change detection without full snapshots.", _SNAP, implemented=True),  # noqa: E501
     _o("reproducible", "bool", False, "Strip timestamps out of the image so identical inputs give identical digests.", _SNAP, implemented=True),  # noqa: E501
-    _o("force-build-metadata", "bool", False, "Add a layer even for metadata-only commands.", _SNAP),  # noqa: E501
+    _o("force-build-metadata", "bool", False, "Add a layer even for metadata-only commands.", _SNAP, implemented=True),  # noqa: E501
     _o("compression", "choice", "gzip", "Layer compression: gzip or zstd.", _SNAP, choices=("gzip", "zstd"), implemented=True),  # noqa: E501
     _o("compression-level", "int", -1, "Compression level; used only when > 0.", _SNAP, implemented=True),  # noqa: E501
     _o("label", "list", (), "Image label KEY=VALUE. Repeatable.", _SNAP, metavar="KEY=VALUE", implemented=True),  # noqa: E501
     # --- Caching
     _o("cache", "bool", False, "Use the layer cache when building.", _CACHE, implemented=True),
     _o("cache-repo", "str", "", "Repository for cached layers (default <destination>/cache); oci:/path writes an OCI layout.", _CACHE, implemented=True),  # noqa: E501
-    _o("cache-dir", "str", "/cache", "Local directory of base-image tarballs (filled by `brickyard warm`).", _CACHE),  # noqa: E501
+    _o("cache-dir", "str", "/cache", "Local directory of base-image tarballs (filled by `brickyard warm`).", _CACHE, implemented=True),  # noqa: E501
     _o("cache-ttl", "duration", timedelta(hours=336), "Cached layers older than this are ignored (Go duration, e.g. 6h).", _CACHE, implemented=True),  # noqa: E501
     _o("cache-copy-layers", "bool", False, "Also cache layers produced by COPY.", _CACHE, implemented=True),  # noqa: E501
     _o("cache-run-layers", "bool", True, "Cache layers produced by RUN.", _CACHE, implemented=True),
@@ -148,7 +148,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("registry-map", "multimap", {}, "Remap registries to mirrors: orig=new;other=new2. Repeatable.", _REG, env="KANIKO_REGISTRY_MAP", metavar="ORIG=NEW;...", implemented=True),  # noqa: E501
     _o("skip-default-registry-fallback", "bool", False, "Fail instead of falling back to the original registry when no mirror has the image.", _REG, implemented=True),  # noqa: E501
     _o("image-download-retry", "int", 0, "Retries for downloading a base image.", _REG, implemented=True),  # noqa: E501
-    _o("image-fs-extract-retry", "int", 0, "Retries for extracting the base image filesystem.", _REG),  # noqa: E501
+    _o("image-fs-extract-retry", "int", 0, "Retries for extracting the base image filesystem.", _REG, implemented=True),  # noqa: E501
     _o("azure-container-registry-config", "str", "", "Path to an Azure container registry config file.", _REG, hidden=True),  # noqa: E501
     # --- Runtime / misc
     _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501

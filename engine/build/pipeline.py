@@ -259,6 +259,9 @@ class Pipeline:
         from engine.registry import Reference
 
         ref = Reference.parse(image)
+        warm = self._warmed(ref)
+        if warm is not None:
+            return warm
         self.log.info(f"Retrieving image manifest {image}")
         resolved = self.client.resolve_image(ref, self.platform)
         config_json = json.loads(resolved.config_bytes)
@@ -278,6 +281,28 @@ class Pipeline:
         return BaseImage(
             config_json, layers, str(resolved.manifest.media_type), resolved.manifest_digest
         )
+
+    def _warmed(self, ref: Any) -> BaseImage | None:
+        """A base image `brickyard warm` put in --cache-dir: used without any download."""
+        from engine.cache.warm import local_base_image
+
+        if not self.options.cache_dir:
+            return None
+        warm = local_base_image(
+            self.options.cache_dir, ref, platform=self.platform, ttl=self.options.cache_ttl
+        )
+        if warm is None:
+            return None
+        self.log.info(f"Found {ref} in local cache {self.options.cache_dir}")
+        config_json = json.loads(warm.config_bytes)
+        diff_ids = list((config_json.get("rootfs") or {}).get("diff_ids") or [])
+        if len(diff_ids) != len(warm.layers):
+            return None
+        layers = [
+            LayerRef(desc, diff_id, warm.blob_path(desc), ref.name)
+            for desc, diff_id in zip(warm.layers, diff_ids, strict=True)
+        ]
+        return BaseImage(config_json, layers, warm.manifest.media_type, warm.manifest_digest)
 
     def ensure_local(self, layer: LayerRef) -> Path:
         """The layer's blob as a local file, downloaded once per digest."""
@@ -299,8 +324,18 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=4) as pool:
             paths = list(pool.map(self.ensure_local, layers))
         self.log.info(f"Extracting {len(layers)} layers")
-        for layer, path in zip(layers, paths, strict=True):
-            extract_layer(path, layer.descriptor.media_type, rootfs)
+        attempts = max(0, int(self.options.image_fs_extract_retry)) + 1
+        for attempt in range(attempts):
+            try:
+                for layer, path in zip(layers, paths, strict=True):
+                    extract_layer(path, layer.descriptor.media_type, rootfs)
+                return
+            except OSError as exc:  # I/O trouble; hostile layers (ImageError) never retry
+                if attempt + 1 >= attempts:
+                    raise BuildError(f"extracting the base image failed: {exc}") from exc
+                self.log.warn(f"extracting the base image failed ({exc}), retrying")
+                remove_tree(rootfs)
+                rootfs.mkdir(mode=0o755)
 
     def pull_into(self, image: str, rootfs: Path) -> BaseImage:
         """Resolve `image` and extract it into `rootfs` (COPY --from=<image>)."""

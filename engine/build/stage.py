@@ -25,6 +25,8 @@ from engine.errors import BuildError, DockerfileError
 from engine.image.layers import LayerBlob, layer_media_type, write_layer
 from engine.image.model import DOCKER_MANIFEST, Descriptor
 
+_RUN_COPY = ("RUN", "COPY", "ADD")
+
 
 @dataclass
 class StageResult:
@@ -261,6 +263,8 @@ class StageRunner:
             if not msg.startswith("step "):
                 raise BuildError(f"{label}: {text}: {msg}") from exc
             raise
+        if blob is None and self.options.force_build_metadata and keyword not in _RUN_COPY:
+            blob = self._write([], [], [])  # kaniko: every command makes a layer
         if blob is not None:
             self.add_layer(blob, created_by)
             report.layer = LayerReport(blob.digest, blob.diff_id, blob.size, blob.media_type)

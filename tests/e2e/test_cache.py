@@ -93,3 +93,35 @@ def test_oci_layout_cache_with_no_push(e2e: E2E, tmp_path: Path) -> None:
     steps = json.loads((tmp_path / "r.json").read_text())["steps"]
     assert [s["cache_hit"] for s in steps] == [False, True, False, True, False]
     assert (tmp_path / "cache" / "index.json").exists()
+
+
+def test_cache_dir_base_image_is_used_without_pulling(e2e: E2E, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from engine.cache.warm import warm_image
+    from engine.image.model import Platform
+    from engine.registry import Reference, RegistryClient, RegistryConfig
+
+    cache_dir = tmp_path / "warm"
+    client = RegistryClient(RegistryConfig(insecure_pull=True, insecure_push=True))
+    platform = Platform.parse("linux/amd64")
+    status = warm_image(
+        client, cache_dir, Reference.parse(e2e.base), platform=platform, ttl=dt.timedelta(hours=1)
+    )
+    assert status == "cached"
+    b = e2e.build(
+        "warmbase",
+        "FROM {base}\nRUN echo warm > /w\n",
+        args=["--cache-dir", str(cache_dir), "--custom-platform", "linux/amd64"],
+    ).ok()
+    assert f"Found {e2e.base} in local cache" in b.log
+    assert "Retrieving image manifest" not in b.log
+    assert entry(b.rootfs, "/w").content == "warm\n"
+
+
+def test_force_build_metadata_gives_metadata_a_layer(e2e: E2E) -> None:
+    b = e2e.build(
+        "forcemeta", "FROM {base}\nENV A=1\nLABEL x=y\n", args=["--force-build-metadata"]
+    ).ok()
+    assert len(b.manifest["layers"]) == 3
+    assert [bool(h.get("empty_layer")) for h in b.config["history"][-2:]] == [False, False]
