@@ -36,17 +36,20 @@ class IdMap:
 
 
 class IdentityMap:
-    """Every id mapped to itself: for root without CAP_SYS_ADMIN (a default pod), whose
-    step then gets a user namespace only to own its mount and pid namespaces. Written by
-    the engine (CAP_SETUID/CAP_SETGID in the parent namespace) into the child's maps."""
-
-    FULL = "0 0 4294967295\n"
+    """Every id of our own namespace mapped to itself: for root without CAP_SYS_ADMIN (a
+    default pod), whose step then gets a user namespace only to own its mount and pid
+    namespaces. Written by the engine (CAP_SETUID/CAP_SETGID in the parent namespace) into
+    the child's maps; our own extents are copied, so this also works inside a container
+    that itself runs in a user namespace with a partial range."""
 
     def apply(self, pid: int) -> None:
         try:
             for name in ("uid_map", "gid_map"):
+                with open(f"/proc/self/{name}") as own:
+                    extents = [line.split() for line in own if line.strip()]
+                lines = "".join(f"{first} {first} {count}\n" for first, _, count in extents)
                 with open(f"/proc/{pid}/{name}", "w") as f:
-                    f.write(self.FULL)
+                    f.write(lines)
         except OSError as e:
             raise BuildError(f"cannot map the step's user namespace: {e.strerror}") from None
 
