@@ -230,6 +230,9 @@ class StepCache:
         self.now = now
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cache")
         self._pending: list[Future[None]] = []
+        self._deferred: list[
+            tuple[str, LayerLike | None, dict[str, Any], dict[str, Any], str | None]
+        ] = []
         self._lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "stored": 0, "store_failed": 0}
 
@@ -308,17 +311,20 @@ class StepCache:
             until `flush()` returns.
         history: the step's history entry (created_by, comment, ...).
         config_delta: the image-config fields the step changed (usually empty for RUN).
-        mount_from: registry "host/repo" that already holds (or will hold) the blob, e.g. the
-            destination repository the build pushes the layer to: mounted, not re-uploaded.
+        mount_from: registry "host/repo" that will hold the blob, e.g. the destination
+            repository the build pushes the layer to. Such a store waits until `flush()`
+            (after the build's own uploads finished) so the blob is mounted, not uploaded a
+            second time while the destination upload is still running.
         No-op with --no-push-cache.
         """
         if not self.push:
             return
-        fut = self._pool.submit(
-            self._store_now, key, layer, dict(history), dict(config_delta or {}), mount_from
-        )
+        job = (key, layer, dict(history), dict(config_delta or {}), mount_from)
         with self._lock:
-            self._pending.append(fut)
+            if layer is not None and mount_from:
+                self._deferred.append(job)
+            else:
+                self._pending.append(self._pool.submit(self._store_now, *job))
 
     def _store_now(
         self,
@@ -370,6 +376,8 @@ class StepCache:
         """Wait for queued stores; failures are warnings (a cache push never fails a build).
         Returns how many stores failed."""
         with self._lock:
+            deferred, self._deferred = self._deferred, []
+            self._pending += [self._pool.submit(self._store_now, *job) for job in deferred]
             pending, self._pending = self._pending, []
         failed = 0
         for fut in pending:

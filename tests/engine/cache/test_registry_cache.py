@@ -80,22 +80,25 @@ def test_miss_is_none_and_counts(
     assert cache.stats["misses"] == 1
 
 
-def test_store_mounts_the_blob_from_the_destination_repository(
+def test_store_mounts_the_blob_the_build_pushes_to_the_destination_meanwhile(
     tmp_path: Path, client: RegistryClient, proxy: CountingProxy
 ) -> None:
     dest = repo(proxy)
     layer = make_layer(tmp_path / "l.tgz", {"big": b"y" * 50_000})
     desc = Descriptor(layer.media_type, layer.digest, layer.size)
+    cache = StepCache(RegistryBackend(client, dest + "/cache"))
+    # The step stores its cache entry before the build's upload to the destination is done;
+    # the entry waits for flush() so the blob is mounted rather than uploaded twice.
+    cache.store(KEY, layer, history={}, mount_from=dest)
     client.push_blob(Reference.parse(dest), desc, layer.path)
     proxy.clear()
-    cache = StepCache(RegistryBackend(client, dest + "/cache"))
-    cache.store(KEY, layer, history={}, mount_from=dest)
     assert cache.flush() == 0
     mounts = [p for m, p in proxy.requests if m == "POST" and "mount=" in p]
     assert len(mounts) == 1
     # The layer bytes were never uploaded again (only the tiny config).
     uploads = [p for m, p in proxy.requests if m in ("PUT", "PATCH") and "/blobs/uploads/" in p]
     assert len(uploads) == 1
+    assert cache.lookup(KEY) is not None
 
 
 def test_fetch_layer_downloads_the_cached_bytes(
