@@ -106,7 +106,8 @@ def render_markdown(report: BuildReport, *, title: str = "brickyard build") -> s
     if report.tags:
         lines.append("**Tags:** " + ", ".join(f"`{t}`" for t in report.tags))
     if report.error:
-        lines.append(f"**Failed:** `{_cell(report.error)}`")
+        error = " ".join(report.error.split()).replace("`", "'")
+        lines.append(f"**Failed:** `{error}`")
     if report.duration_s is not None:
         lines.append(f"**Duration:** {report.duration_s:.1f} s")
     if report.steps:

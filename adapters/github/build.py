@@ -38,11 +38,8 @@ def _escape_property(text: str) -> str:
 def annotation(level: str, message: str, **props: str | int | None) -> str:
     """A workflow command: `::error file=F,line=N,title=T::message` (escaped)."""
     given = [f"{k}={_escape_property(str(v))}" for k, v in props.items() if v not in (None, "")]
-    return (
-        f"::{level} {','.join(given)}::{_escape_data(message)}"
-        if given
-        else (f"::{level}::{_escape_data(message)}")
-    )
+    head = f"{level} {','.join(given)}" if given else level
+    return f"::{head}::{_escape_data(message)}"
 
 
 def format_outputs(outputs: Mapping[str, str]) -> str:
@@ -86,7 +83,7 @@ def _annotation_file(error_file: str, dockerfile: str, workspace: str) -> str:
     candidate = dockerfile if Path(dockerfile).name == Path(error_file).name else error_file
     if workspace and candidate.startswith(workspace.rstrip("/") + "/"):
         return os.path.relpath(candidate, workspace)
-    return candidate
+    return os.path.normpath(candidate)
 
 
 def github_build(
@@ -124,8 +121,12 @@ def github_build(
         for problem in plan.auth.problems:
             out.write(annotation("warning", problem, title="registry credentials") + "\n")
         out.flush()
+        failed = outcome.report if outcome.report.error else None
         _append(
-            env.get("GITHUB_STEP_SUMMARY", ""), f"### brickyard build failed\n\n`{outcome.error}`\n"
+            env.get("GITHUB_STEP_SUMMARY", ""),
+            render_markdown(failed, title="brickyard build failed")
+            if failed
+            else f"### brickyard build failed\n\n`{outcome.error}`\n",
         )
         return outcome.exit_code
     _append(env.get("GITHUB_OUTPUT", ""), format_outputs(outputs_for(outcome)))

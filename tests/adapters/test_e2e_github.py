@@ -96,3 +96,5 @@ def test_engine_dockerfile_error_becomes_annotation_on_the_right_line(
         "::error file=Dockerfile,line=3,title=Dockerfile::"
     )
     assert "RUNN" in lines[0].upper()
+    summary = (tmp_path / "summary").read_text()
+    assert summary.startswith("### brickyard build failed") and "RUNN" in summary.upper()
