@@ -110,7 +110,7 @@ class Brickyard(Builder):
         for k, v in case.build_args.items():
             argv += ["--build-arg", f"{k}={v}"]
         if cache_repo:
-            argv += ["--cache=true", "--cache-repo", cache_repo]
+            argv += ["--cache=true", "--cache-copy-layers=true", "--cache-repo", cache_repo]
         return Invocation(argv, env)
 
 
