@@ -16,6 +16,7 @@ is replaced (a file over a directory removes the directory, as Docker does).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -73,7 +74,13 @@ class _Extractor:
     def run(self, blob: Path | str | BinaryIO, media_type: str | None) -> ExtractStats:
         for entry in iterate_layer(blob, media_type):
             self.stats.entries += 1
-            self.apply(entry)
+            try:
+                self.apply(entry)
+            except OSError as exc:
+                name = entry.info.name
+                if exc.errno == errno.ELOOP:
+                    raise UnsafeLayer(f"layer entry {name!r}: symlink loop") from exc
+                raise ImageError(f"layer entry {name!r}: {exc.strerror or exc}") from exc
         # Directory times last: creating entries inside a directory changes its mtime.
         for host, mtime_ns in reversed(self.dir_times):
             with contextlib.suppress(FileNotFoundError):  # removed by a later whiteout

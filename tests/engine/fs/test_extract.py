@@ -229,6 +229,11 @@ HOSTILE = {
         {"name": "up", "type": "sym", "target": ".."},
         {"name": "up/sentinel/.wh..wh..opq"},
     ],
+    "symlink-loop": [
+        {"name": "a", "type": "sym", "target": "b"},
+        {"name": "b", "type": "sym", "target": "a"},
+        {"name": "a/x", "data": b"pwned"},
+    ],
     "hardlink-to-dir": [
         {"name": "d/", "type": "dir"},
         {"name": "h", "type": "link", "target": "d"},
@@ -298,6 +303,31 @@ def test_existing_symlink_to_outside_is_replaced_not_followed(tmp_path: Path, ro
     assert (rootfs / "d").is_dir() and not (rootfs / "d").is_symlink()
     sentinel_untouched(tmp_path)
     assert stat.S_IMODE((tmp_path / "sentinel").stat().st_mode) != 0o777
+
+
+def test_hardlink_to_a_symlink_links_the_link_itself(tmp_path: Path, rootfs: Path) -> None:
+    outside = tmp_path / "sentinel" / "keep.txt"
+    apply(
+        tmp_path,
+        rootfs,
+        [
+            {"name": "s", "type": "sym", "target": str(outside)},
+            {"name": "h", "type": "link", "target": "s"},
+            {"name": "h2", "type": "link", "target": "/s"},
+        ],
+    )
+    assert os.readlink(rootfs / "h") == str(outside)
+    assert (rootfs / "h").lstat().st_ino == (rootfs / "s").lstat().st_ino
+    assert (rootfs / "h2").lstat().st_ino == (rootfs / "s").lstat().st_ino
+    sentinel_untouched(tmp_path)
+
+
+def test_entry_under_a_file_is_an_image_error(tmp_path: Path, rootfs: Path) -> None:
+    blob = make_tar(
+        tmp_path / "l.tar", [{"name": "f", "data": b"x"}, {"name": "f/y", "data": b"y"}]
+    )
+    with pytest.raises(ImageError, match="not a directory"):
+        extract_layer(blob, None, rootfs)
 
 
 def test_hardlink_to_missing_target_is_an_image_error(tmp_path: Path, rootfs: Path) -> None:
