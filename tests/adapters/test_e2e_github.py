@@ -14,6 +14,7 @@ import requests
 
 from adapters.github.build import github_build
 from tests.adapters.test_github import _runner_env, parse_github_output
+from tests.adapters.tools import path_with_console_scripts
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def test_github_action_builds_and_pushes_into_local_registry(
             "INPUT_BUILD-ARGS": "GREETING=hello from actions",
             "INPUT_INSECURE-REGISTRIES": registry.host,
             "INPUT_EXTRA-ARGS": "--force",
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": path_with_console_scripts(),
         },
     )
     workspace = Path(env["GITHUB_WORKSPACE"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.adapters.tools import NPM_BIN, NPM_MODULES, ROOT
+from tests.adapters.tools import NPM_BIN, NPM_MODULES, ROOT, path_with_console_scripts
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,13 @@ def test_pipeline_including_component_builds_into_local_registry(
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "pipeline")
     sha = _git(repo, "rev-parse", "HEAD")
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "FORCE_COLOR": "0", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "FORCE_COLOR": "0",
+        "NO_COLOR": "1",
+        "PATH": path_with_console_scripts(),
+    }
     proc = subprocess.run(
         [
             str(NPM_BIN / "bun"),

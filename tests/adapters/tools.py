@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import yaml
@@ -110,3 +111,11 @@ def actionlint(paths: list[Path], tmp: Path) -> subprocess.CompletedProcess[str]
         text=True,
         timeout=120,
     )
+
+
+def path_with_console_scripts() -> str:
+    """PATH with this interpreter's scripts dir first, so `brickyard` (pip install -e) is found
+    even where no shim or venv activation put it on PATH."""
+    scripts = sysconfig.get_path("scripts")
+    assert Path(scripts, "brickyard").exists(), f"brickyard console script missing in {scripts}"
+    return os.pathsep.join([scripts, os.environ.get("PATH", "/usr/bin:/bin")])
