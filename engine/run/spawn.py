@@ -109,10 +109,9 @@ def kill_rooted_at(rootfs: str) -> None:
 def run_child(
     spec: Mapping[str, Any], *, step_label: str, out: TextIO, id_map: IdMapper | None = None
 ) -> int:
-    """Run the helper in its own session (process group = its pid), the step's stdin
-    /dev/null,
-    stdout+stderr into one pipe streamed to out. Returns the command's exit status;
-    raises BuildError when the helper failed before the command started."""
+    """Run the helper in its own session (process group = its pid); the step's stdin is
+    /dev/null, its stdout and stderr one pipe streamed to out line by line. Returns the
+    command's exit status; raises BuildError when the step could not start."""
     report_r, report_w = os.pipe()
     out_r, out_w = os.pipe()
     # With an id map the child stops after unshare(CLONE_NEWUSER) until we have mapped it.
@@ -137,8 +136,6 @@ def run_child(
         raise
     for fd in (*child_fds, out_w):
         os.close(fd)
-    if id_map:
-        _map_child(proc, id_map, ready_r, ack_w)
     writer = _LineWriter(out, step_label)
 
     def reap() -> None:
@@ -148,6 +145,8 @@ def run_child(
             kill_rooted_at(spec["rootfs"])
 
     try:
+        if id_map:
+            _map_child(proc, id_map, ready_r, ack_w)
         status = _pump(proc, out_r, writer, reap)
     finally:
         reap()

@@ -268,3 +268,21 @@ def test_rootfs_is_restored_even_when_the_step_removes_what_was_provided(
     assert sh(rootfs, "rm -f /etc/hosts /etc/resolv.conf; echo gone", out) == 0
     assert (rootfs / "etc/hosts").read_text() == "image-hosts\n"
     assert not os.path.lexists(rootfs / "etc/resolv.conf")
+
+
+def test_a_failed_id_mapping_fails_the_step_cleanly(
+    rootfs: Path, out: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.run import backends
+
+    class Refusing:
+        def apply(self, pid: int) -> None:
+            raise BuildError("cannot map the step's user namespace: refused")
+
+    monkeypatch.setattr(backends, "IdentityMap", Refusing)
+    monkeypatch.setattr(ChrootIsolation, "tier", lambda self: backends.USERNS_MOUNTS)
+    with pytest.raises(BuildError, match="refused"):
+        sh(rootfs, "touch /ran", out)
+    assert not (rootfs / "ran").exists()
+    assert processes_rooted_at(rootfs) == []
+    assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
