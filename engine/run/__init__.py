@@ -6,6 +6,13 @@
 
 `run_step` does the same and raises BuildError "step N: RUN <cmd>: exit status K".
 The snapshotter must ignore `transient_paths()` (relative to the rootfs) after a RUN.
+
+chroot (root) gives a step, best first: mount+pid namespaces with a fresh /proc, a private
+/dev and read-only /sys (CAP_SYS_ADMIN); the same inside an identity-mapped user namespace
+(no CAP_SYS_ADMIN, user namespaces allowed: a default pod without seccomp); no mounts at
+all, /dev nodes made with mknod (Docker's seccomp profile), said once. rootless (non-root)
+maps the caller to 0 and its /etc/subuid range to 1..N. Every step runs in its own session;
+its process group (and pid namespace) is killed when its main process exits.
 """
 
 from __future__ import annotations
