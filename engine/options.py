@@ -158,14 +158,14 @@ OPTIONS: tuple[Option, ...] = (
     _o("log-format", "choice", "color", "Log format: text, color, json.", _MISC, choices=("text", "color", "json"), implemented=True),  # noqa: E501
     _o("log-timestamp", "bool", False, "Timestamps in log output.", _MISC, implemented=True),
     # --- flags the maintained forks added (chainguard-dev, osscontainertools)
-    _o("annotation", "list", (), "Manifest annotation KEY=VALUE. Repeatable.", _FORK, metavar="KEY=VALUE"),  # noqa: E501
+    _o("annotation", "list", (), "Manifest annotation KEY=VALUE. Repeatable.", _FORK, metavar="KEY=VALUE", implemented=True),  # noqa: E501
     _o("secret", "list", (), "Build secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR. Repeatable.", _FORK, metavar="id=ID,src=PATH"),  # noqa: E501
     _o("credential-helpers", "list", (), "Credential helpers to use (env, google, ecr, acr, gitlab; default all). Repeatable.", _FORK, metavar="NAME"),  # noqa: E501
-    _o("image-format", "choice", "", "Manifest format of the built image: docker or oci (default: follow the base image).", _FORK, choices=("docker", "oci")),  # noqa: E501
-    _o("dryrun", "bool", False, "Resolve and check everything, build nothing (see also `brickyard plan`).", _FORK),  # noqa: E501
-    _o("materialize", "bool", False, "Always extract the filesystem, even when every layer is cached.", _FORK),  # noqa: E501
-    _o("pre-cleanup", "bool", False, "Clean the filesystem before the build.", _FORK),
-    _o("preserve-context", "bool", False, "Keep the build context across multi-stage filesystem cleanups.", _FORK),  # noqa: E501
+    _o("image-format", "choice", "", "Manifest format of the built image: docker or oci (default: follow the base image).", _FORK, choices=("docker", "oci"), implemented=True),  # noqa: E501
+    _o("dryrun", "bool", False, "Resolve and check everything, build nothing (see also `brickyard plan`).", _FORK, implemented=True),  # noqa: E501
+    _o("materialize", "bool", False, "Always extract the filesystem, even when every layer is cached.", _FORK, implemented=True),  # noqa: E501
+    _o("pre-cleanup", "bool", False, "Clean the filesystem before the build.", _FORK, implemented=True),  # noqa: E501
+    _o("preserve-context", "bool", False, "Keep the build context across multi-stage filesystem cleanups.", _FORK, implemented=True),  # noqa: E501
     # --- brickyard additions
     _o("isolation", "choice", "", "How RUN executes: chroot, rootless or inplace (default: chroot as root, else rootless; inplace only when asked).", _BY, choices=("chroot", "rootless", "inplace"), env="BRICKYARD_ISOLATION", brickyard=True, implemented=True),  # noqa: E501
     _o("report-file", "str", "", "Write a JSON build report (digest, tags, steps) to this path.", _BY, brickyard=True, implemented=True),  # noqa: E501

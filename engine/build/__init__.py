@@ -59,6 +59,9 @@ def build(
     )
     run = pipeline.Pipeline(options, env, log, workspace, report, created, stdin, out)
     try:
+        if options.dryrun:
+            run.dry_run()
+            return BuildResult("", (), report)
         artifacts = run.build_image()
         refs = run.publish(artifacts)
         report.digest = artifacts.digest

@@ -7,15 +7,20 @@ gives Docker schema 2, as kaniko's empty image does.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.build.config import StageConfig
 from engine.build.report import write_atomic
 from engine.image.model import (
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_ZSTD,
     DOCKER_MANIFEST,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
     OCI_MANIFEST,
     Descriptor,
     build_manifest,
@@ -63,18 +68,43 @@ def manifest_type_for_base(base_manifest_type: str | None) -> str:
     return DOCKER_MANIFEST
 
 
+_TO_DOCKER = {
+    OCI_LAYER_GZIP: DOCKER_LAYER_GZIP,
+    OCI_LAYER_ZSTD: DOCKER_LAYER_ZSTD,
+}
+_TO_OCI = {v: k for k, v in _TO_DOCKER.items()}
+
+
+def convert_layer(desc: Descriptor, docker: bool) -> Descriptor:
+    """A layer in the image's flavour: same bytes, OCI or Docker media type."""
+    media_type = (_TO_DOCKER if docker else _TO_OCI).get(desc.media_type, desc.media_type)
+    if media_type == desc.media_type:
+        return desc
+    return Descriptor(media_type, desc.digest, desc.size)
+
+
 def assemble(
     cfg: StageConfig,
     layers: Sequence[LayerRef],
     *,
     manifest_media_type: str,
     created: str,
+    annotations: Mapping[str, str] | None = None,
 ) -> ImageArtifacts:
+    """Config and manifest; every layer's media type follows the manifest's flavour."""
+    docker = manifest_media_type == DOCKER_MANIFEST
+    layers = [
+        dataclasses.replace(layer, descriptor=convert_layer(layer.descriptor, docker))
+        for layer in layers
+    ]
     config_obj = cfg.to_json([layer.diff_id for layer in layers], created)
     config = canonical_json(config_obj)
     config_desc = descriptor_for(config, config_media_type_for(manifest_media_type))
     manifest = build_manifest(
-        config_desc, [layer.descriptor for layer in layers], media_type=manifest_media_type
+        config_desc,
+        [layer.descriptor for layer in layers],
+        media_type=manifest_media_type,
+        annotations=annotations or None,
     )
     return ImageArtifacts(manifest, manifest_media_type, config, config_desc, tuple(layers))
 

@@ -14,19 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.build import adapt
-from engine.image.model import (
-    DOCKER_LAYER_GZIP,
-    DOCKER_LAYER_ZSTD,
-    OCI_LAYER_GZIP,
-    OCI_LAYER_ZSTD,
-    Descriptor,
-)
-
-_GZIP = {
-    OCI_LAYER_GZIP: DOCKER_LAYER_GZIP,
-    OCI_LAYER_ZSTD: DOCKER_LAYER_ZSTD,
-}
-_TO_OCI = {v: k for k, v in _GZIP.items()}
 
 
 def expanded_text(ins: Any) -> str:
@@ -38,13 +25,6 @@ def expanded_text(ins: Any) -> str:
     for h in getattr(ins, "heredocs", None) or ():
         parts.append(f"<<{h.name}\n{h.content}")
     return " ".join(parts)
-
-
-def convert_layer(desc: Descriptor, docker: bool) -> Descriptor:
-    """A cached layer in this image's flavour: same bytes, OCI or Docker media type."""
-    table = _GZIP if docker else _TO_OCI
-    media_type = table.get(desc.media_type, desc.media_type)
-    return Descriptor(media_type, desc.digest, desc.size)
 
 
 def sources_digest(

@@ -27,7 +27,7 @@ from engine.build.stage import StageEnv, StageResult, StageRunner, Steps
 from engine.build.upload import Uploader
 from engine.build.workspace import Workspace, copy_tree, remove_tree
 from engine.errors import BuildError, DockerfileError
-from engine.image.model import DOCKER_MANIFEST, Descriptor, Platform
+from engine.image.model import DOCKER_MANIFEST, OCI_MANIFEST, Descriptor, Platform
 
 
 @dataclass
@@ -87,6 +87,21 @@ class Pipeline:
             return
         for dest in opts.destination:
             self.client.check_push_permission(Reference.parse(dest))
+
+    def dry_run(self) -> None:
+        """--dryrun: everything a build checks before running a step, then stop: the
+        Dockerfile parses, stages resolve, base images exist, destinations accept pushes."""
+        self.check_push_permissions()
+        context_dir = sources.open_build_context(self.options, self.workspace, self.stdin)
+        dockerfile_text, dockerfile_name = sources.read_dockerfile(self.options, context_dir)
+        graph = sources.stage_graph(self.options, dockerfile_text, dockerfile_name)
+        for stage in sources.build_order(graph):
+            base = sources.base_text(stage)
+            if sources.base_stage_index(stage) >= 0 or base.lower() == "scratch":
+                continue
+            image = self.resolve_base(base)
+            self.log.info(f"Base image {base}: {image.digest}, {len(image.layers)} layers")
+        self.log.info("Dry run: nothing built, nothing pushed")
 
     def build_image(self) -> ImageArtifacts:
         self.check_push_permissions()
@@ -159,7 +174,7 @@ class Pipeline:
                 rootfs=rootfs,
                 config=config,
                 layers=layers,
-                manifest_type=manifest_type,
+                manifest_type=self._flavour(manifest_type),
                 fill=fill,
                 parent_key=parent_key,
             )
@@ -185,9 +200,23 @@ class Pipeline:
         for label in self.options.label:
             key, _, value = label.partition("=")
             cfg.apply_labels([(key, value)])
+        annotations = dict(a.partition("=")[::2] for a in self.options.annotation)
         return assemble(
-            cfg, final.layers, manifest_media_type=final.manifest_type, created=self.created
+            cfg,
+            final.layers,
+            manifest_media_type=self._flavour(final.manifest_type),
+            created=self.created,
+            annotations=annotations,
         )
+
+    def _flavour(self, from_base: str) -> str:
+        """--image-format wins; else kaniko's rule (the base image's manifest type)."""
+        fmt = self.options.image_format
+        if fmt == "docker":
+            return DOCKER_MANIFEST
+        if fmt == "oci":
+            return OCI_MANIFEST
+        return from_base
 
     def _base_for(
         self,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.build import adapt, cachestep
-from engine.build.assemble import LayerRef
+from engine.build.assemble import LayerRef, convert_layer
 from engine.build.config import (
     HISTORY_COMMENT,
     StageConfig,
@@ -208,6 +208,8 @@ class StageRunner:
     def run(self, triggers: Sequence[Any]) -> StageResult:
         for ins in [*triggers, *adapt.stage_instructions(self.stage)]:
             self.execute(ins)
+        if self.options.materialize:
+            self.apply_pending("--materialize")
         if self.options.single_snapshot and self.snapshotter_ready:
             # nothing touched the filesystem if no step ever indexed it
             self._ensure_index()
@@ -321,7 +323,7 @@ class StageRunner:
         if hit.layer is None:
             self.config.add_history(created_by, empty_layer=True, created=self.env.created)
             return None
-        desc = cachestep.convert_layer(hit.layer, self.manifest_type == DOCKER_MANIFEST)
+        desc = convert_layer(hit.layer, self.manifest_type == DOCKER_MANIFEST)
         cache = self.cache
 
         def fetch(dest: Path) -> None:
