@@ -8,9 +8,10 @@ takes logrus' level names; `--log-timestamp` prints the wall clock instead of el
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import time
-from typing import TextIO
+from typing import TextIO, cast
 
 LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4, "fatal": 5}
 LEVELS["panic"] = 6
@@ -71,8 +72,33 @@ class BuildLog:
     def error(self, msg: str) -> None:
         self.log("error", msg)
 
-    def output(self, text: str) -> None:
-        """A RUN step's output, shown as is (kaniko streams it unprefixed)."""
-        if self.threshold <= LEVELS["error"]:
-            self.out.write(text)
-            self.out.flush()
+    def step_output(self) -> TextIO:
+        """Where a RUN step's own output goes: the log stream as is (kaniko streams it
+        unchanged), or, with --log-format json, one JSON record per line."""
+        if self.fmt == "json":
+            return cast(TextIO, _JsonLines(self))
+        return self.out
+
+
+class _JsonLines(io.TextIOBase):
+    """A text stream turning each written line into a `{"level":"info","msg":...}` record."""
+
+    def __init__(self, log: BuildLog) -> None:
+        super().__init__()
+        self._log = log
+        self._buf = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            self._log.log("info", line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buf:
+            self._log.log("info", self._buf)
+            self._buf = ""

@@ -406,7 +406,7 @@ class StageRunner:
             cwd=workdir,
             user=self.config.user or None,
             step_label=label,
-            out=self.env.out,
+            out=self.log.step_output(),
         )
         if code != 0:
             raise BuildError(f"{label}: {text}: exit status {code}")

@@ -138,3 +138,15 @@ def test_workspace_falls_back_to_tmp_when_kaniko_dir_missing(tmp_path: Path) -> 
         assert ws.root.name.startswith("brickyard-build-")
     finally:
         ws.cleanup()
+
+
+def test_json_log_turns_step_output_lines_into_records() -> None:
+    out = io.StringIO()
+    log = BuildLog(out, fmt="json")
+    stream = log.step_output()
+    stream.write("step 2/3 hello\nstep 2/3 wor")
+    stream.write("ld\n")
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["msg"] for r in records] == ["step 2/3 hello", "step 2/3 world"]
+    text = io.StringIO()
+    assert BuildLog(text, fmt="text").step_output() is text
