@@ -66,6 +66,7 @@ def normalize_ignore(paths: Iterable[str]) -> frozenset[str]:
 _SPLIT_DIRS = 32  # pending directories before a helper process takes half of them
 _SPLIT_MIN = 2000  # entries seen before forking pays off
 _NEW = tuple.__new__
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def scan(
@@ -94,18 +95,22 @@ def scan(
             host = f"{root}/{rel}" if rel else (root or "/")
             prefix = f"{rel}/" if rel else ""
             try:
-                it = os.scandir(host)
+                # scandir on a directory fd: the stats become fstatat(dirfd, name), no path
+                # walk from the rootfs for every entry
+                dfd = os.open(host, _DIR_FLAGS)
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            with it:
-                for de in it:
+            try:
+                with os.scandir(dfd) as it:
+                    entries = list(it)
+                for de in entries:
                     r = prefix + de.name
                     if r in ignore:
                         continue
                     try:
                         st = de.stat(follow_symlinks=False)
                         mode = st.st_mode
-                        link = os.readlink(de.path) if stat.S_ISLNK(mode) else None
+                        link = os.readlink(de.name, dir_fd=dfd) if stat.S_ISLNK(mode) else None
                     except FileNotFoundError:
                         continue
                     index[r] = new(
@@ -125,6 +130,8 @@ def scan(
                     )
                     if stat.S_ISDIR(mode):
                         stack.append(r)
+            finally:
+                os.close(dfd)
         if helper is not None:
             for key, value in helper.collect():
                 index[key] = new(StatEntry, value)

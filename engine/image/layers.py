@@ -270,6 +270,7 @@ class _ByteSink(Protocol):
 
 _SMALL_FILE = 64 * 1024  # read in one call and written with its header
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FORK_MIN = 2048  # paths from which forked tar builders pay off
 _BATCH = 256  # paths per builder batch
 _BUILDERS = 2
@@ -336,8 +337,11 @@ def write_layer(
                 entries = builders.pump(sink)
             else:
                 writer = _TarWriter(root, reproducible, sink, links, index)
-                for kind, rel in ordered:
-                    writer.item(kind, rel)
+                try:
+                    for kind, rel in ordered:
+                        writer.item(kind, rel)
+                finally:
+                    writer.close()
                 entries = writer.entries
             sink.write(_ZERO_BLOCK * 2)
             sink.close()
@@ -503,6 +507,7 @@ def _builder_main(
             writer = _TarWriter(root, reproducible, sink, links, index)
             for kind, rel in chunk:
                 writer.item(kind, rel)
+            writer.close()
             sink.flush()
             sink.frame(_FLAG_END, writer.entries.to_bytes(8, "little"))
     except BrokenPipeError:
@@ -519,9 +524,11 @@ def _builder_main(
 # ---------------------------------------------------------------- tar entries
 
 
-def _read_xattrs(host: str) -> list[tuple[str, bytes]]:
+def _read_xattrs(target: str | int) -> list[tuple[str, bytes]]:
+    """The xattrs layers carry, sorted, of a path (not followed) or an open fd."""
+    follow = isinstance(target, int)  # an fd: "following" is meaningless and refused
     try:
-        names = os.listxattr(host, follow_symlinks=False)
+        names = os.listxattr(target, follow_symlinks=follow)
     except OSError:
         return []
     found: list[tuple[str, bytes]] = []
@@ -529,7 +536,7 @@ def _read_xattrs(host: str) -> list[tuple[str, bytes]]:
         if not name.startswith(XATTR_PREFIXES):
             continue
         try:
-            found.append((name, os.getxattr(host, name, follow_symlinks=False)))
+            found.append((name, os.getxattr(target, name, follow_symlinks=follow)))
         except OSError:
             continue
     return found
@@ -629,6 +636,21 @@ class _TarWriter:
         self.fixed_links = links is not None  # precomputed from the index: read only
         self.index = index
         self.entries = 0
+        self._dir = ""
+        self._fd = -1  # fd of directory self._dir, opened on demand
+
+    def _dir_fd(self, parent: str) -> int:
+        if parent != self._dir or self._fd < 0:
+            self.close()
+            host = f"{self.root}/{parent}" if parent else (self.root or "/")
+            self._fd = os.open(host, _DIR_FLAGS)
+            self._dir = parent
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def item(self, kind: int, rel: str) -> None:
         if kind == 0:
@@ -738,23 +760,28 @@ class _TarWriter:
             if first is not None and first != rel:
                 write(self.header(rel, perm, uid, gid, 0, mtime, b"1", first))
                 return
+        if fmt == stat.S_IFREG and 0 < size <= _SMALL_FILE:
+            # open relative to the (cached) parent directory fd, then read the xattrs from
+            # the open file: two path walks fewer per file
+            parent, _, base = rel.rpartition("/")
+            try:
+                fd = os.open(base, _READ_FLAGS, dir_fd=self._dir_fd(parent))
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            try:
+                xattrs = _read_xattrs(fd)
+                body = os.read(fd, size)
+            finally:
+                os.close(fd)
+            if len(body) != size:  # changed while being read: keep the tar well formed
+                body = body.ljust(size, b"\0")
+            head = self.header(rel, perm, uid, gid, size, mtime, flag, xattrs=xattrs)
+            write(b"".join((head, body, _ZERO_BLOCK[: -size % _BLOCK])))
+            return
         xattrs = _read_xattrs(host)
         if fmt == stat.S_IFREG:
             if size == 0:
                 write(self.header(rel, perm, uid, gid, 0, mtime, flag, xattrs=xattrs))
-            elif size <= _SMALL_FILE:
-                try:
-                    fd = os.open(host, _READ_FLAGS)
-                except (FileNotFoundError, NotADirectoryError):
-                    return
-                try:
-                    body = os.read(fd, size)
-                finally:
-                    os.close(fd)
-                if len(body) != size:  # changed while being read: keep the tar well formed
-                    body = body.ljust(size, b"\0")
-                head = self.header(rel, perm, uid, gid, size, mtime, flag, xattrs=xattrs)
-                write(b"".join((head, body, _ZERO_BLOCK[: -size % _BLOCK])))
             else:
                 self._stream(host, rel, perm, uid, gid, size, mtime, xattrs)
         elif fmt == stat.S_IFDIR:
