@@ -96,9 +96,11 @@ def gitlab_logins(env: Mapping[str, str], problems: list[str]) -> list[RegistryL
     p_user = env.get("CI_DEPENDENCY_PROXY_USER", "")
     p_password = env.get("CI_DEPENDENCY_PROXY_PASSWORD", "")
     if proxy and p_user and p_password:
-        logins.append(
-            RegistryLogin(strip_port(proxy), p_user, p_password, "CI_DEPENDENCY_PROXY_USER")
-        )
+        # Keyed without the port (what `FROM gitlab.example.com/group/dependency_proxy/...`
+        # looks up), and also with it for references built from the *_IMAGE_PREFIX variables,
+        # which do carry the port.
+        for host in dict.fromkeys((strip_port(proxy), proxy.strip())):
+            logins.append(RegistryLogin(host, p_user, p_password, "CI_DEPENDENCY_PROXY_USER"))
     return logins
 
 

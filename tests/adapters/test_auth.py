@@ -30,9 +30,15 @@ def test_gitlab_registry_and_dependency_proxy_with_port_stripped(tmp_path: Path)
     plan = plan_auth(CI.GITLAB, GITLAB, base={})
     auths = docker_config(plan)["auths"]
     assert _auth(auths["registry.gitlab.example.com"]) == "gitlab-ci-token:job-token-secret"
-    # The port-bearing key would never match "gitlab.example.com/group/dependency_proxy/...".
-    assert "gitlab.example.com:443" not in auths
+    # A port-only key would never match "gitlab.example.com/group/dependency_proxy/...";
+    # the *_IMAGE_PREFIX variables carry the port, so that key is written too.
     assert _auth(auths["gitlab.example.com"]) == "gitlab-ci-token:proxy-secret"
+    assert _auth(auths["gitlab.example.com:443"]) == "gitlab-ci-token:proxy-secret"
+    portless = plan_auth(CI.GITLAB, {**GITLAB, "CI_DEPENDENCY_PROXY_SERVER": "gl.example"}, base={})
+    assert [login.registry for login in portless.logins] == [
+        "registry.gitlab.example.com",
+        "gl.example",
+    ]
     assert plan.problems == ()
 
 
@@ -78,7 +84,12 @@ def test_mounted_jenkins_secret_is_merged_not_replaced(tmp_path: Path) -> None:
 def test_gitlab_docker_auth_config_variable_is_the_base() -> None:
     env = {**GITLAB, "DOCKER_AUTH_CONFIG": json.dumps({"auths": {"quay.io": {"auth": "eDp5"}}})}
     config = docker_config(plan_auth(CI.GITLAB, env))
-    assert set(config["auths"]) == {"quay.io", "registry.gitlab.example.com", "gitlab.example.com"}
+    assert set(config["auths"]) == {
+        "quay.io",
+        "registry.gitlab.example.com",
+        "gitlab.example.com",
+        "gitlab.example.com:443",
+    }
 
 
 def test_config_written_owner_only(tmp_path: Path) -> None:
