@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.dockerfile import expand, expand_words
@@ -86,7 +86,13 @@ def test_words_split_after_expansion_but_not_inside_quotes() -> None:
 
 
 # No example database: the suite must not write into the work tree.
-settings.register_profile("dockerfile-frontend", database=None, max_examples=40, deadline=None)
+settings.register_profile(
+    "dockerfile-frontend",
+    database=None,
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 quick = settings.get_profile("dockerfile-frontend")
 
 plain = st.text(alphabet=st.characters(blacklist_characters="$'\"\\`{}"), max_size=30)

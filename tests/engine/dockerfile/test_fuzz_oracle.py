@@ -21,10 +21,11 @@ FRAGMENTS = [" ", "  ", "\t", "a", "b=c", "x=", "=", '"q w"', "'s t'", "\\", "\\
              "`", "$V", "${V:-d}", '["a", "b"]', '["a",', "[]", "[1]", "{}", "#", "# c",
              "--from=s", "--mount=type=cache,target=/c", '--chown="a b"', "--link", "--",
              "-x", "<<EOF", "<<-EOF", "<<'EOF'", '<<"E"OF', "3<<EOF", "<<", "CMD", "NONE",
-             "RUN", "é", "\u00a0", "AS", "cat"]  # fmt: skip
+             "RUN", "é", "\u00a0", "AS", "cat", "'", '"', "\\\\", 'k="v w"', "$", "${",
+             "}", "<<-'E'", "0<<EOF", '["a\\\\", "b\\"c"]', "--x='y z'", "--=", "--a b"]  # fmt: skip
 LONE_LINES = ["", "   ", "# comment", "  # indented", "# escape=`", "# escape=\\",
               "# syntax=x", "EOF", "\tEOF", "E", "body $V", "\\",
-              "a \\", "\ufeffFROM a"]  # fmt: skip
+              "a \\", "\ufeffFROM a", "\tE", "EOF\r", "  EOF"]  # fmt: skip
 
 instruction_line = st.builds(
     lambda kw, parts, cont: kw + " " + "".join(parts) + (" \\" if cont else ""),
@@ -47,6 +48,9 @@ def node_view(node: Node, start: int, end: int) -> tuple[object, ...]:
     original = node.original
     if docs:
         original += "\n" + "".join(d.content + d.name + "\n" for d in docs)
+    values = tuple(target.values)
+    if target.sub is not None:
+        values = ("",)  # BuildKit's ONBUILD node holds its trigger in an empty wrapper node
     return (
         node.raw_cmd,
         node.sub.raw_cmd if node.sub else None,
@@ -55,7 +59,7 @@ def node_view(node: Node, start: int, end: int) -> tuple[object, ...]:
         start,
         end,
         tuple(node.flags),
-        tuple(target.values),
+        values,
         tuple((d.name, d.fd, d.content) for d in docs),
     )
 
