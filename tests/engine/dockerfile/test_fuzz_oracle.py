@@ -22,7 +22,8 @@ FRAGMENTS = [" ", "  ", "\t", "a", "b=c", "x=", "=", '"q w"', "'s t'", "\\", "\\
              "--from=s", "--mount=type=cache,target=/c", '--chown="a b"', "--link", "--",
              "-x", "<<EOF", "<<-EOF", "<<'EOF'", '<<"E"OF', "3<<EOF", "<<", "CMD", "NONE",
              "RUN", "é", "\u00a0", "AS", "cat", "'", '"', "\\\\", 'k="v w"', "$", "${",
-             "}", "<<-'E'", "0<<EOF", '["a\\\\", "b\\"c"]', "--x='y z'", "--=", "--a b"]  # fmt: skip
+             "}", "<<-'E'", "0<<EOF", '["a\\\\", "b\\"c"]', "--x='y z'", "--=",
+             "--a b"]  # fmt: skip
 LONE_LINES = ["", "   ", "# comment", "  # indented", "# escape=`", "# escape=\\",
               "# syntax=x", "EOF", "\tEOF", "E", "body $V", "\\",
               "a \\", "\ufeffFROM a", "\tE", "EOF\r", "  EOF"]  # fmt: skip
