@@ -59,6 +59,9 @@ def _job(value: Any) -> dict[str, Any]:
             "image": {"name": value("image"), "entrypoint": [""]},
             "variables": variables,
             "script": ["brickyard gitlab build"],
+            # Commit status + merge-request note, only when a token variable is defined
+            # (the job token cannot post them).
+            "after_script": ['[ -z "$BRICKYARD_GITLAB_TOKEN" ] || brickyard gitlab report'],
             "artifacts": {
                 "when": "always",
                 "paths": ["brickyard-report.json"],

@@ -4,6 +4,7 @@ registry, and hands the digest to a later job through the dotenv report."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from tests.adapters.tools import NPM_BIN, NPM_MODULES, ROOT, path_with_console_scripts
 from tests.support.registry import RunningRegistry
@@ -47,8 +50,20 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def test_pipeline_including_component_builds_into_local_registry(
-    registry: RunningRegistry, busybox_image: str, tmp_path: Path
+    registry: RunningRegistry, busybox_image: str, tmp_path: Path, httpserver: HTTPServer
 ) -> None:
+    # GitLab's API for the component's after_script (`brickyard gitlab report`).
+    statuses: list[dict[str, str]] = []
+
+    def status(request: Request) -> Response:
+        statuses.append(json.loads(request.data))
+        return Response(json.dumps({"id": 1, **statuses[-1]}), 201, mimetype="application/json")
+
+    httpserver.expect_request(
+        re.compile(r"/api/v4/projects/[^/]+/statuses/[0-9a-f]{40}"),
+        method="POST",
+        headers={"PRIVATE-TOKEN": "glpat-e2e"},
+    ).respond_with_handler(status)
     repo = tmp_path / "proj"
     (repo / "templates").mkdir(parents=True)
     shutil.copytree(ROOT / "templates" / "brickyard", repo / "templates" / "brickyard")
@@ -73,6 +88,10 @@ def test_pipeline_including_component_builds_into_local_registry(
             str(NPM_BIN / "bun"),
             str(NPM_MODULES / "gitlab-ci-local" / "dist" / "index.js"),
             "--force-shell-executor",
+            "--variable",
+            "BRICKYARD_GITLAB_TOKEN=glpat-e2e",
+            "--variable",
+            f"CI_SERVER_URL={httpserver.url_for('').rstrip('/')}",
         ],
         cwd=repo,
         capture_output=True,
@@ -98,3 +117,7 @@ def test_pipeline_including_component_builds_into_local_registry(
     assert pushed.headers["Docker-Content-Digest"] == m.group(1)
     # gitlab-ci-local parses GitLab's section_start/section_end markers like the real log view
     assert "brickyard_build took" in log and "brickyard_auth took" in log
+    assert [(s["state"], s["name"], s["ref"]) for s in statuses] == [
+        ("success", "brickyard", "main")
+    ]
+    assert statuses[0]["description"] == f"image {m.group(1)[:19]}"
