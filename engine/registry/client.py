@@ -385,6 +385,23 @@ class RegistryClient:
                 self._sleep(min(8.0, 1.0 * 2**attempt))
         raise AssertionError("unreachable")
 
+    def mount_blob(self, ref: Reference, desc: Descriptor, mount_from: Reference | None) -> bool:
+        """Make the blob present without its bytes: True if it already is, or a
+        cross-repository mount from `mount_from` (same registry) succeeded. A refused mount's
+        upload session is cancelled; the caller then uploads with push_blob."""
+        if self.blob_exists(ref, desc.digest):
+            return True
+        if (
+            mount_from is None
+            or mount_from.registry != ref.registry
+            or mount_from.repository == ref.repository
+        ):
+            return False
+        mounted, location = self._try_mount(ref, desc, mount_from)
+        if location:
+            self._cancel(ref, location)
+        return mounted
+
     def _try_mount(
         self, ref: Reference, desc: Descriptor, src: Reference
     ) -> tuple[bool, str | None]:
@@ -441,7 +458,12 @@ class RegistryClient:
         return f"{location}{sep}digest={digest}"
 
     def _upload(self, ref: Reference, desc: Descriptor, path: Path, location: str | None) -> None:
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError:
+            if location:  # a refused mount opened a session: do not leave it behind
+                self._cancel(ref, location)
+            raise
         if desc.size >= 0 and size != desc.size:
             raise DigestMismatch(f"{path}: {size} bytes but descriptor says {desc.size}")
         location = location or self._start_upload(ref)

@@ -205,3 +205,18 @@ def test_push_image_to_several_tags_read_by_skopeo(
     assert digest == img.manifest_digest
     for ref in refs:
         assert skopeo_inspect(str(ref))["Digest"] == digest
+
+
+def test_mount_blob_without_bytes(busybox_image: str, registry: RunningRegistry) -> None:
+    client = make_client()
+    img = client.resolve_image(Reference.parse(busybox_image), "linux/amd64")
+    layer = img.layers[0]
+    dst = Reference.parse(f"{registry.host}/mount-only/app:1")
+    assert client.mount_blob(dst, layer, img.source)
+    assert client.blob_exists(dst, layer.digest)
+    unknown = Descriptor(OCI_LAYER_GZIP, "sha256:" + "e" * 64, 3)
+    assert not client.mount_blob(dst, unknown, img.source)  # refused: caller must upload
+    other_registry = Reference.parse("elsewhere.example/x/y")
+    assert not client.mount_blob(dst, unknown, other_registry)
+    with pytest.raises(FileNotFoundError):
+        client.push_blob(dst, unknown, Path("/nonexistent-brickyard-blob"), mount_from=img.source)
