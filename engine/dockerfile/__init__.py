@@ -17,7 +17,8 @@ Usage, as the build engine drives it::
     warn_unused(graph.unused_build_args())
 
 `scope.env` is the image config ENV; `scope.run_build_args()` the `|N K=V` of RUN history;
-`scope.heredoc_content(h)` a COPY/ADD heredoc file body (chomped and expanded).
+`copy_sources(ins)` splits COPY/ADD into paths, heredoc files and destination;
+`scope.heredoc_content(h)` gives a heredoc file's body (chomped and expanded).
 Triggers from a base image's config: `parse_trigger(text, line=stage.from_instruction.line)`.
 """
 
@@ -25,9 +26,11 @@ from __future__ import annotations
 
 from engine.dockerfile.commands import (
     DEFAULT_PATH,
+    CopySources,
     InlineFile,
     RunCommand,
     command_argv,
+    copy_sources,
     default_shell,
     parse_trigger,
     run_command,
@@ -49,6 +52,7 @@ __all__ = [
     "KEYWORDS",
     "PLATFORM_ARGS",
     "PROXY_ARGS",
+    "CopySources",
     "Directive",
     "Dockerfile",
     "GlobalScope",
@@ -62,6 +66,7 @@ __all__ = [
     "StageScope",
     "build_stage_graph",
     "command_argv",
+    "copy_sources",
     "default_shell",
     "expand",
     "expand_words",

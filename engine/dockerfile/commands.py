@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.dockerfile.model import Instruction
+from engine.dockerfile.model import Heredoc, Instruction
 from engine.dockerfile.parser import heredoc_marker, parse_nodes, to_instruction
 from engine.errors import DockerfileError
 
@@ -77,6 +77,36 @@ def run_command(ins: Instruction, shell: Sequence[str], *, os_name: str = "linux
         else:
             args = [args[0] + "".join("\n" + h.content + h.name for h in ins.heredocs)]
     return RunCommand(with_shell(args, shell), tuple(files))
+
+
+@dataclass(frozen=True)
+class CopySources:
+    """COPY/ADD arguments split the way BuildKit's parseSourcesAndDest splits them."""
+
+    paths: tuple[str, ...]  # sources from the context, a stage, an image or a URL
+    heredocs: tuple[Heredoc, ...]  # inline files, named after their delimiter
+    dest: str
+
+
+def copy_sources(ins: Instruction) -> CopySources:
+    """Source paths, heredoc files and destination of a (preferably expanded) COPY/ADD.
+
+    A `<<NAME` source is an inline file even in JSON form, where its body is empty
+    (BuildKit looks bodies up by name and finds none). Use scope.heredoc_content(h) for
+    the file's bytes.
+    """
+    *sources, dest = ins.args
+    bodies = {h.name: h for h in ins.heredocs}
+    paths: list[str] = []
+    docs: list[Heredoc] = []
+    for src in sources:
+        marker = heredoc_marker(src)
+        if marker is None:
+            paths.append(src)
+            continue
+        body = bodies.get(marker.name)
+        docs.append(Heredoc(marker.name, body.content if body else "", marker.expand, marker.chomp))
+    return CopySources(tuple(paths), tuple(docs), dest)
 
 
 def parse_trigger(expression: str, *, filename: str = "Dockerfile", line: int = 0) -> Instruction:

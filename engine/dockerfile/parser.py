@@ -560,6 +560,8 @@ def _check(node: Node, kw: str, flag_values: tuple[tuple[str, str], ...]) -> Non
                 f"{kw} requires at least two arguments, but only one was provided. "
                 "Destination could not be determined."
             )
+        if heredoc_marker(args[-1]) is not None:
+            raise _ParseError(f"{kw} cannot accept a heredoc as a destination")
     elif kw in ("ENV", "LABEL"):
         if not args:
             raise _ParseError(_at_least_one(kw))

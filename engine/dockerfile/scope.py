@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 
 from engine.dockerfile.model import Heredoc, Instruction
+from engine.dockerfile.parser import heredoc_marker
 from engine.dockerfile.shell import ShellError, ShellLex
 from engine.errors import DockerfileError
 
@@ -49,7 +50,6 @@ PLATFORM_ARGS = (
     "BUILDARCH",
     "BUILDVARIANT",
 )
-_HEREDOC_SOURCE = re.compile(r"\d*<<-?[^<]+\Z")
 _LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 
 
@@ -197,9 +197,10 @@ class StageScope:
                 for name, _, value in self._resolve_args(ins)
             )
         elif kw in ("ADD", "COPY"):
+            last = len(ins.args) - 1
             changes["args"] = tuple(
-                a if _HEREDOC_SOURCE.match(a) and ins.heredocs else word(a, ins, v)
-                for a in ins.args
+                a if i < last and heredoc_marker(a) is not None else word(a, ins, v)
+                for i, a in enumerate(ins.args)
             )
             changes["flag_values"] = self._copy_flags(ins, v)
         elif kw == "EXPOSE":

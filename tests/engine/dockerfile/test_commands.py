@@ -88,3 +88,35 @@ def test_base_stage_onbuild_triggers_run_in_the_child_and_add_dependencies() -> 
         ("RUN", ("make",), 5),
     ]
     assert [s.label for s in g.needed_stages()] == ["base", "tools", "stage-2"]
+
+
+def test_copy_sources_split_paths_heredocs_and_destination() -> None:
+    from engine.dockerfile import copy_sources
+
+    got = copy_sources(ins('COPY a.txt <<one <<-"two" b/ /dst/\n1\none\n\t2\n\ttwo\n'))
+    assert got.paths == ("a.txt", "b/")
+    assert [(h.name, h.content, h.expand, h.chomp) for h in got.heredocs] == [
+        ("one", "1\n", True, False),
+        ("two", "\t2\n", False, True),
+    ]
+    assert got.dest == "/dst/"
+    json_form = copy_sources(ins('COPY ["<<EOF", "/x"]'))
+    assert (json_form.paths, [h.name for h in json_form.heredocs]) == ((), ["EOF"])
+
+
+def test_heredoc_cannot_be_the_destination() -> None:
+    with pytest.raises(DockerfileError, match="COPY cannot accept a heredoc as a destination"):
+        ins("COPY a <<EOF\nx\nEOF\n")
+
+
+def test_heredoc_markers_are_not_expanded_but_paths_are() -> None:
+    g = build_stage_graph(
+        parse_dockerfile("FROM a\nARG D=/d\nCOPY <<$D $D/\nbody\n$D\n"),
+        {},
+        platform="linux/amd64",
+        build_platform="linux/amd64",
+    )
+    scope = g.global_scope.stage_scope({})
+    out = [scope.expand_instruction(i) for i in g.stages[0].instructions]
+    scope.apply(out[0])
+    assert scope.expand_instruction(g.stages[0].instructions[1]).args == ("<<$D", "/d/")
