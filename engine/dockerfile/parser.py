@@ -614,8 +614,8 @@ def _check_healthcheck(args: tuple[str, ...], flag_values: tuple[tuple[str, str]
                 seconds = parse_go_duration(value)
             except ValueError as exc:
                 raise _ParseError(str(exc)) from None
-            if 0 < seconds < 0.001:
-                raise _ParseError(f"{name} cannot be less than 1ms")
+            if seconds != 0 and seconds < 0.001:
+                raise _ParseError(f'Interval "{name}" cannot be less than 1ms')
 
 
 def _to_instruction(node: Node, start: int, end: int, *, nested: bool = False) -> Instruction:

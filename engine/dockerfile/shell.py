@@ -250,13 +250,13 @@ class _Run:
         out: list[str] = []
         while self.peek() != _EOF:
             ch = self.peek()
-            if not out and ch.isdigit():
-                while self.peek() != _EOF and self.peek().isdigit():
+            if not out and ch.isdecimal():  # Go's unicode.IsDigit is category Nd only
+                while self.peek() != _EOF and self.peek().isdecimal():
                     out.append(self.next())
                 return "".join(out)
             if not out and ch in _SPECIAL_PARAMS:
                 return self.next()
-            if not (ch.isalpha() or ch.isdigit() or ch == "_"):
+            if not (ch.isalpha() or ch.isdecimal() or ch == "_"):
                 break
             out.append(self.next())
         return "".join(out)
@@ -405,7 +405,7 @@ def _go_template(template: str, match: re.Match[str]) -> str:
                 continue
             name = m.group(0)
             i += 1 + len(name)
-        if name.isdigit() and int(name) == 0:
+        if name.isdecimal() and int(name) == 0:
             out.append(match.group(0))
     return "".join(out)
 

@@ -190,6 +190,8 @@ def test_onbuild_keeps_trigger() -> None:
         ("FROM a\nHEALTHCHECK NONE x", "HEALTHCHECK NONE takes no arguments"),
         ("FROM a\nHEALTHCHECK FOO x", 'Unknown type "FOO" in HEALTHCHECK'),
         ("FROM a\nHEALTHCHECK --interval=5x CMD a", "invalid duration"),
+        ("FROM a\nHEALTHCHECK --timeout=-1s CMD a", 'Interval "timeout" cannot be less than 1ms'),
+        ("FROM a\nHEALTHCHECK --retries=-1 CMD a", "--retries cannot be negative (-1)"),
         ("FROM a\nONBUILD ONBUILD RUN a", "Chaining ONBUILD"),
         ("FROM a\nONBUILD FROM b", "FROM isn't allowed as an ONBUILD trigger"),
         ("# only a comment\n", "file with no instructions"),
