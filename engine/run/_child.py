@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import json
 import os
+import platform
 import signal
 import sys
 
@@ -29,6 +30,17 @@ MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+# pivot_root has no libc wrapper: syscall numbers by `uname -m`
+SYS_PIVOT_ROOT = {
+    "x86_64": 155,
+    "aarch64": 41,
+    "riscv64": 41,
+    "ppc64le": 203,
+    "s390x": 217,
+    "i686": 217,
+    "armv7l": 218,
+}
 SETUP_FAILED = 125
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -135,6 +147,8 @@ def setup_mounts(spec: dict) -> None:
     rootfs = spec["rootfs"]
     in_userns = bool(spec.get("userns"))
     mp = spec["mountpoints"]
+    # rootfs becomes a mount point of its own, so the step can pivot_root into it.
+    mount(rootfs, rootfs, None, MS_BIND | MS_REC)
     if "proc" in mp:
         mount_proc(os.path.join(rootfs, "proc"))
     if "dev" in mp:
@@ -162,9 +176,31 @@ def become_user(spec: dict) -> None:
         raise
 
 
-def exec_command(spec: dict) -> None:
+def pivot_into(rootfs: str) -> None:
+    """pivot_root(".", ".") then detach the old root, as runc does: unlike chroot, the
+    host's filesystem is then gone from the step's mount namespace, not just hidden."""
+    number = SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(38, "pivot_root: unknown syscall number on this architecture")
+    os.chdir(rootfs)
+    _check(_libc.syscall(number, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
+    os.chdir("/")
+
+
+def enter_root(spec: dict) -> None:
+    if spec["use_mounts"] and spec["mode"] != "inplace":
+        try:
+            pivot_into(spec["rootfs"])
+            return
+        except OSError:
+            pass  # e.g. a root filesystem that cannot be pivoted (initramfs): chroot
     os.chroot(spec["rootfs"])
     os.chdir("/")
+
+
+def exec_command(spec: dict) -> None:
+    enter_root(spec)
     cwd = spec["cwd"] or "/"
     os.makedirs(cwd, mode=0o755, exist_ok=True)
     os.chdir(cwd)

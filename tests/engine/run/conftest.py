@@ -30,6 +30,7 @@ APPLETS = (
     "true",
     "wc",
     "head",
+    "cut",
 )
 
 

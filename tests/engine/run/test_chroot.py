@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from engine.run import (
     select_isolation,
     transient_paths,
 )
+from tests.engine.run.procs import pids_running
 
 
 def sh(rootfs: Path, script: str, out: io.StringIO, **kw: object) -> int:
@@ -185,10 +188,10 @@ def test_mountpoints_and_etc_made_for_a_step_are_removed(tmp_path: Path, out: io
 
 
 def test_background_processes_do_not_survive_the_step(rootfs: Path, out: io.StringIO) -> None:
-    status = sh(rootfs, "sleep 300 & setsid sleep 301 & echo started", out)
+    status = sh(rootfs, "sleep 3131 & setsid sleep 3132 & echo started", out)
     assert status == 0
     assert lines(out) == ["[1/1] started"]
-    assert processes_rooted_at(rootfs) == []
+    assert pids_running(b"3131") == pids_running(b"3132") == []
 
 
 def test_mounts_are_private_to_the_step(rootfs: Path, out: io.StringIO) -> None:
@@ -286,3 +289,19 @@ def test_a_failed_id_mapping_fails_the_step_cleanly(
     assert not (rootfs / "ran").exists()
     assert processes_rooted_at(rootfs) == []
     assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
+
+
+def test_with_mounts_the_step_is_pivoted_not_just_chrooted(rootfs: Path, out: io.StringIO) -> None:
+    # A chrooted process's root reads as the rootfs path from here; after pivot_root and
+    # detaching the old root, the host's tree is not in the step's namespace at all.
+    step = threading.Thread(target=sh, args=(rootfs, "sleep 2.7182", out))
+    step.start()
+    try:
+        deadline = time.monotonic() + 10
+        roots: list[str] = []
+        while not roots and time.monotonic() < deadline:
+            roots = [os.readlink(f"/proc/{pid}/root") for pid in pids_running(b"2.7182")]
+            time.sleep(0.05)
+    finally:
+        step.join()
+    assert roots == ["/"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.run.procs import pids_running
 from tests.support.busybox import make_busybox_rootfs
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,7 +95,7 @@ def test_chroot_with_docker_default_capabilities_mounts_inside_a_user_namespace(
     steps = [
         {"sh": "ls /proc/1/status && ls /dev/null && head -c 3 /dev/zero | wc -c"},
         {"sh": "id -u; id -G; touch /tmp/by-app", "user": "app"},
-        {"sh": "sleep 300 & setsid sleep 301 & echo bg"},
+        {"sh": "sleep 4141 & setsid sleep 4142 & echo bg"},
     ]
     results = run_steps(DEFAULT_POD, sys.executable, rootfs, steps)
     assert [r["backend"] for r in results] == ["chroot"] * 3
@@ -103,6 +104,7 @@ def test_chroot_with_docker_default_capabilities_mounts_inside_a_user_namespace(
     assert step_lines(results[1]) == ["s 1000", "s 1000 50"]
     assert (rootfs / "tmp/by-app").stat().st_uid == 1000  # identity map: real ids on disk
     assert step_lines(results[2]) == ["s bg"]
+    assert pids_running(b"4141") == pids_running(b"4142") == []
     assert os.listdir(rootfs / "dev") == []
     assert os.listdir(rootfs / "proc") == []
     assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
