@@ -60,8 +60,8 @@ def parse_flags(keyword: str, raw: tuple[str, ...]) -> tuple[tuple[str, str], ..
         kind = spec.get(name)
         if kind is None:
             hint = difflib.get_close_matches(name, list(spec), n=1)
-            extra = f" (did you mean {hint[0]}?)" if hint else ""
-            raise FlagError(f"unknown flag: {name}{extra}")
+            extra = f" (did you mean --{hint[0]}?)" if hint else ""
+            raise FlagError(f"unknown flag: --{name}{extra}")
         if name in used and kind != "strings":
             raise FlagError(f"duplicate flag specified: {name}")
         used.add(name)

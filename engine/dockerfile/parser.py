@@ -591,7 +591,7 @@ def _check(node: Node, kw: str, flag_values: tuple[tuple[str, str], ...]) -> Non
 
 def _check_healthcheck(args: tuple[str, ...], flag_values: tuple[tuple[str, str], ...]) -> None:
     if not args:
-        raise _ParseError("HEALTHCHECK requires an argument")
+        raise _ParseError(_at_least_one("HEALTHCHECK"))
     typ = args[0].upper()
     if typ == "NONE":
         if len(args) > 1:
