@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import redirect_stderr
 from dataclasses import dataclass, field
@@ -178,7 +180,8 @@ class _Tee(io.TextIOBase):
 
     def __init__(self, out: TextIO):
         self.out = out
-        self.kept: list[str] = []
+        # Only the tail matters (the error line comes last); a long build log is not kept.
+        self.kept: deque[str] = deque(maxlen=2000)
 
     def write(self, text: str) -> int:
         self.out.write(text)
@@ -208,12 +211,17 @@ def execute(
             out.write(f"warning: {problem}\n")
     env = dict(plan.env)
     env["DOCKER_CONFIG"] = str(config_dir)
-    with section(log, "brickyard_build", "Build " + ", ".join(plan.destinations or ("image",))):
-        out.write("executor " + redact(" ".join(_quote(a) for a in plan.argv), secrets) + "\n")
-        out.flush()
-        tee = _Tee(sys.stderr)
-        with redirect_stderr(tee):
-            code = runner(list(plan.argv), env)
+    try:
+        title = "Build " + ", ".join(plan.destinations or ("image",))
+        with section(log, "brickyard_build", title):
+            out.write("executor " + redact(" ".join(_quote(a) for a in plan.argv), secrets) + "\n")
+            out.flush()
+            tee = _Tee(sys.stderr)
+            with redirect_stderr(tee):
+                code = runner(list(plan.argv), env)
+    finally:
+        if docker_config_dir is None:  # ours: the credentials do not outlive the build
+            shutil.rmtree(config_dir, ignore_errors=True)
     report = load_report(plan.report_file)
     digest = report.digest
     if not digest and plan.digest_file.is_file():

@@ -140,3 +140,16 @@ def test_execute_picks_dockerfile_file_and_line_from_engine_error(tmp_path: Path
     )
     assert (outcome.exit_code, outcome.error_file, outcome.error_line) == (3, "Dockerfile", 7)
     assert outcome.error == "Dockerfile:7: unknown instruction: RUNN"
+
+
+def test_private_docker_config_is_removed_after_the_build(tmp_path: Path) -> None:
+    plan = _plan(GITLAB, [], tmp_path)
+    dirs: list[Path] = []
+
+    def runner(argv: list[str], env: Mapping[str, str]) -> int:
+        dirs.append(Path(env["DOCKER_CONFIG"]))
+        assert (dirs[0] / "config.json").is_file()
+        return 0
+
+    execute(plan, PlainSections(io.StringIO()), io.StringIO(), runner=runner)
+    assert dirs and not dirs[0].exists()
