@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 
 from engine.dockerfile.model import Heredoc, Instruction
@@ -184,7 +185,7 @@ class StageScope:
         """A copy of `ins` with variables expanded where Docker expands them."""
         if ins.expanded:
             return ins
-        v = self.variables()
+        v = self.state_env  # read only here; copying it per instruction is quadratic
         kw = ins.keyword
         word = self._word
         changes: dict[str, object] = {"expanded": True}
@@ -266,7 +267,7 @@ class StageScope:
         """(name, expanded default, value) for each ARG word, in order: a default may use
         an ARG declared earlier on the same line."""
         gs = self.global_scope
-        v = self.variables()
+        v: ChainMap[str, str] = ChainMap({}, self.state_env)
         out: list[tuple[str, str | None, str | None]] = []
         for word in ins.args:
             name, default = split_arg(word)
@@ -295,7 +296,7 @@ class StageScope:
         if expand and heredoc.expand:
             lex = ShellLex("\\", skip_process_quotes=True)
             try:
-                data = lex.process_word(data, self.variables())
+                data = lex.process_word(data, self.state_env)
             except ShellError as exc:
                 raise DockerfileError(str(exc), file=self.global_scope.filename) from None
         return data
