@@ -100,6 +100,16 @@ class TreeWriter:
                 raise BuildError(f"{self.keyword} failed: cannot copy to non-directory: {current}")
         return self.host(container_dir or "/")
 
+    def _followed_dir(self, host: str) -> str | None:
+        """The directory a symlink at host leads to, resolved inside the rootfs."""
+        if not os.path.islink(host):
+            return None
+        root = str(self.rootfs)
+        if not host.startswith(root + "/"):
+            return None
+        target = self.host("/" + host[len(root) + 1 :])
+        return target if os.path.isdir(target) and not os.path.islink(target) else None
+
     def _prepare_slot(self, host: str, want_dir: bool) -> bool:
         """Clear host for a new entry. Returns True when an existing directory is kept."""
         try:
@@ -146,6 +156,12 @@ class TreeWriter:
         mode = st.st_mode
         uid, gid = self._ids(st.st_uid, st.st_gid)
         if stat.S_ISDIR(mode):
+            target = self._followed_dir(dst)
+            if target is not None:
+                # An existing symlink to a directory (merged /usr: /lib -> usr/lib) is
+                # followed inside the rootfs, not replaced, as BuildKit does.
+                self.copy_tree(src, target, src_rel=src_rel, skip=skip)
+                return
             if not self._prepare_slot(dst, want_dir=True):
                 os.mkdir(dst, 0o700)
             self._chown(dst, uid, gid)

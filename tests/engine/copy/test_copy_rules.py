@@ -278,3 +278,17 @@ def test_file_capabilities_and_user_xattrs_are_copied(context: Path, rootfs: Pat
     assert os.getxattr(rootfs / "bin/ping", "user.origin") == b"ctx"
     # kept although the chown to app came first (a chown drops file capabilities)
     assert os.getxattr(rootfs / "bin/ping", "security.capability") == net_raw
+
+
+def test_symlinked_directories_in_the_destination_are_followed_not_replaced(
+    context: Path, rootfs: Path
+) -> None:
+    # merged /usr: /lib -> usr/lib; copying a tree with lib/ must write into /usr/lib
+    (rootfs / "usr/lib").mkdir(parents=True)
+    (rootfs / "lib").symlink_to("usr/lib")
+    tree = context / "tree/lib/sub"
+    tree.mkdir(parents=True)
+    (tree / "x.so").write_text("so")
+    copy(context, rootfs, ["tree"], "/")
+    assert os.readlink(rootfs / "lib") == "usr/lib"
+    assert (rootfs / "usr/lib/sub/x.so").read_text() == "so"
