@@ -159,7 +159,8 @@ class TreeWriter:
             target = self._followed_dir(dst)
             if target is not None:
                 # An existing symlink to a directory (merged /usr: /lib -> usr/lib) is
-                # followed inside the rootfs, not replaced, as BuildKit does.
+                # followed inside the rootfs, not replaced, as kaniko does (classic
+                # docker replaced it; older BuildKit refused: moby/moby#47367).
                 self.copy_tree(src, target, src_rel=src_rel, skip=skip)
                 return
             if not self._prepare_slot(dst, want_dir=True):
