@@ -23,15 +23,18 @@ def _build(argv: list[str], env: Mapping[str, str]) -> int:
     return jenkins_build(argv, env)
 
 
-def rendered_files(s: JenkinsSettings) -> dict[str, str]:
-    scripted = render_scripted(s)
-    return {
+def rendered_files(s: JenkinsSettings, scm_url: str = "", branch: str = "*/main") -> dict[str, str]:
+    files = {
         "pod.yaml": render_pod(s),
-        "Jenkinsfile": scripted,
+        "Jenkinsfile": render_scripted(s),
         "Jenkinsfile.declarative": render_declarative(s),
         "vars/brickyardBuild.groovy": render_library_step(s),
-        "config.xml": pipeline_job_xml(script=scripted),
     }
+    if scm_url:
+        # The Jenkinsfiles use `checkout scm`, which only a job that reads its Jenkinsfile
+        # from SCM has: the job runs the repository's Jenkinsfile.
+        files["config.xml"] = pipeline_job_xml(scm_url=scm_url, branch=branch)
+    return files
 
 
 def _render(argv: list[str], env: Mapping[str, str]) -> int:
@@ -46,13 +49,15 @@ def _render(argv: list[str], env: Mapping[str, str]) -> int:
     parser.add_argument("--cache-claim", default="", help="PVC for the base-image cache")
     parser.add_argument("--container", default=defaults.container)
     parser.add_argument("--service-account", default="")
+    parser.add_argument("--scm-url", default="", help="git URL: also render the job config.xml")
+    parser.add_argument("--branch", default="*/main", help="branch spec for config.xml")
     parser.add_argument("--out", help="directory to write every file into")
     parser.add_argument("--what", default="Jenkinsfile", help="which file to print (no --out)")
     ns = parser.parse_args(argv)
     settings = JenkinsSettings(
         ns.images, ns.image, ns.secret, ns.cache_claim, ns.container, ns.service_account
     )
-    files = rendered_files(settings)
+    files = rendered_files(settings, ns.scm_url, ns.branch)
     if ns.out:
         for name, text in files.items():
             path = Path(ns.out) / name

@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from adapters.cli import COMMANDS
 from adapters.jenkins import rendered_files
 from adapters.jenkins.build import jenkins_build
-from adapters.jenkins.render import JenkinsSettings
+from adapters.jenkins.render import JenkinsSettings, pipeline_job_xml
 from tests.adapters.fake_jenkins import FakeJenkins
 from tests.adapters.tools import groovy_parse, kubernetes_validate
 
@@ -29,7 +29,7 @@ def jenkins(httpserver: HTTPServer) -> FakeJenkins:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("jenkins")
     settings = JenkinsSettings(images="registry.example.com/team/app", cache_claim="bk-cache")
-    for name, text in rendered_files(settings).items():
+    for name, text in rendered_files(settings, "https://git.example.com/team/app.git").items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
     return out
@@ -79,13 +79,29 @@ def test_pod_yaml_embedded_in_jenkinsfile_is_the_pod(rendered: Path) -> None:
     assert yaml.safe_load(embedded) == yaml.safe_load((rendered / "pod.yaml").read_text())
 
 
-def test_job_xml_holds_the_scripted_pipeline_sandboxed(rendered: Path) -> None:
+def test_job_xml_runs_the_repository_jenkinsfile(rendered: Path) -> None:
     root = ET.fromstring((rendered / "config.xml").read_text())
     definition = root.find("definition")
     assert definition is not None
+    assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition"
+    assert definition.findtext("scriptPath") == "Jenkinsfile"
+    assert root.findtext(".//hudson.plugins.git.UserRemoteConfig/url") == (
+        "https://git.example.com/team/app.git"
+    )
+    assert root.findtext(".//hudson.plugins.git.BranchSpec/name") == "*/main"
+
+
+def test_inline_script_job_is_sandboxed(tmp_path: Path) -> None:
+    root = ET.fromstring(pipeline_job_xml(script="node { echo 'hi' }"))
+    definition = root.find("definition")
+    assert definition is not None
     assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition"
-    assert definition.findtext("script") == (rendered / "Jenkinsfile").read_text()
+    assert definition.findtext("script") == "node { echo 'hi' }"
     assert definition.findtext("sandbox") == "true"
+
+
+def test_without_scm_url_no_job_xml_is_rendered() -> None:
+    assert "config.xml" not in rendered_files(JenkinsSettings())
 
 
 def test_job_apply_creates_then_updates(jenkins: FakeJenkins, rendered: Path) -> None:
