@@ -305,3 +305,29 @@ def test_with_mounts_the_step_is_pivoted_not_just_chrooted(rootfs: Path, out: io
     finally:
         step.join()
     assert roots == ["/"]
+
+
+def test_a_step_snapshot_holds_only_what_the_command_changed(tmp_path: Path) -> None:
+    from engine.fs.snapshot import Snapshotter
+
+    # FROM-scratch-like: no /etc, /dev, /proc, /sys to begin with
+    root = tmp_path / "bare"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", root / "bin/busybox")
+    (root / "bin/sh").symlink_to("busybox")
+    snap = Snapshotter(root, transient_paths())
+    snap.reset()
+    out = io.StringIO()
+    status = ChrootIsolation().run(
+        ["/bin/sh", "-c", "/bin/busybox mkdir /data && echo x > /data/f && echo y > /dev/null"],
+        rootfs=root,
+        env={},
+        cwd="/",
+        user=None,
+        step_label="s",
+        out=out,
+    )
+    assert status == 0
+    diff = snap.diff()
+    assert [p for p in diff.changed if p] == ["data", "data/f"]
+    assert diff.deleted == [] and diff.opaque_dirs == []
