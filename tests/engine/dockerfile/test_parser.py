@@ -226,3 +226,43 @@ def test_bom_and_crlf() -> None:
     df = parse_dockerfile("\ufeffFROM a\r\nRUN x \\\r\n  y\r\n")
     assert df.instructions[0].args == ("a",)
     assert df.instructions[1].args == ("x   y",)
+
+
+# BuildKit's parser/json_test.go vectors, fed through CMD.
+VALID_JSON = {
+    "[]": (),
+    '[""]': ("",),
+    '["a"]': ("a",),
+    '["a","b"]': ("a", "b"),
+    '[ "a", "b" ]': ("a", "b"),
+    '[\t"a",\t"b"\t]': ("a", "b"),
+    '\t[\t"a",\t"b"\t]\t': ("a", "b"),
+    '["abc 123", "♥", "☃", "\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0000"]': (
+        "abc 123",
+        "♥",
+        "☃",
+        '" \\ / \b \f \n \r \t \x00',
+    ),
+}
+NOT_STRING_ARRAYS = [
+    '["a",42,"b"]',
+    '["a",123.456,"b"]',
+    '["a",{},"b"]',
+    '["a",{"c": "d"},"b"]',
+    '["a",["c"],"b"]',
+    '["a",true,"b"]',
+    '["a",false,"b"]',
+    '["a",null,"b"]',
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), VALID_JSON.items())
+def test_json_arrays_of_strings(text: str, expected: tuple[str, ...]) -> None:
+    ins = only("CMD " + text)
+    assert (ins.json_form, ins.args) == (True, expected)
+
+
+@pytest.mark.parametrize("text", NOT_STRING_ARRAYS)
+def test_json_arrays_with_other_values_are_errors(text: str) -> None:
+    with pytest.raises(DockerfileError, match="arrays must be comprised of strings only"):
+        parse_dockerfile("CMD " + text)
