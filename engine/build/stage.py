@@ -166,6 +166,9 @@ class StageRunner:
             level=level,
             reproducible=self.options.reproducible,
             media_type=mt,
+            # the snapshot's stat index, just refreshed by diff()/diff_paths(): no second
+            # lstat per path, and big layers are built by parallel workers
+            index=self.snapshotter.index if self.snapshotter_ready else None,
         )
 
     def snapshot_full(self) -> LayerBlob | None:
