@@ -23,6 +23,7 @@ from typing import Protocol, TextIO
 
 from engine.errors import BuildError, UsageError
 from engine.run.backends import ChrootIsolation, InplaceIsolation, RootlessIsolation
+from engine.run.idmap import ContainerIds, rootless_container_ids
 from engine.run.prepare import TRANSIENT_PATHS
 from engine.run.spawn import DEFAULT_PATH, step_env
 from engine.run.user import UserIds, resolve_chown, resolve_user
@@ -96,12 +97,14 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_PATH",
     "ChrootIsolation",
+    "ContainerIds",
     "InplaceIsolation",
     "Isolation",
     "RootlessIsolation",
     "UserIds",
     "resolve_chown",
     "resolve_user",
+    "rootless_container_ids",
     "run_step",
     "select_isolation",
     "step_env",

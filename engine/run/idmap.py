@@ -87,3 +87,45 @@ def subid_map(euid: int, egid: int, etc: Path = Path("/etc")) -> IdMap | None:
         newuidmap=newuidmap,
         newgidmap=newgidmap,
     )
+
+
+@dataclass(frozen=True)
+class ContainerIds:
+    """Host -> container id translation for what a rootless step wrote: the snapshotter
+    or layer writer records container ids (the caller is root inside, subuid_start+k is
+    k+1). Ids outside every range are unmapped inside and show as nobody (65534)."""
+
+    host_uid: int
+    host_gid: int
+    uid_range: tuple[int, int] | None = None  # (start, count) from /etc/subuid
+    gid_range: tuple[int, int] | None = None
+
+    def uid(self, host: int) -> int:
+        return _to_container(host, self.host_uid, self.uid_range)
+
+    def gid(self, host: int) -> int:
+        return _to_container(host, self.host_gid, self.gid_range)
+
+
+OVERFLOW_ID = 65534
+
+
+def _to_container(host: int, caller: int, sub: tuple[int, int] | None) -> int:
+    if host == caller:
+        return 0
+    if sub is not None and sub[0] <= host < sub[0] + sub[1]:
+        return host - sub[0] + 1
+    return OVERFLOW_ID
+
+
+def rootless_container_ids(euid: int, egid: int, etc: Path = Path("/etc")) -> ContainerIds:
+    """The translation matching what RootlessIsolation maps for this caller."""
+    mapping = subid_map(euid, egid, etc)
+    if mapping is None:
+        return ContainerIds(euid, egid)
+    return ContainerIds(
+        euid,
+        egid,
+        uid_range=(int(mapping.uid_args[4]), int(mapping.uid_args[5])),
+        gid_range=(int(mapping.gid_args[4]), int(mapping.gid_args[5])),
+    )
