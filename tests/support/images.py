@@ -209,15 +209,17 @@ def push_multiplatform_index(
     return PushedIndex(f"{registry_host}/{repo}:{tag}", index_digest, manifests)
 
 
-def busybox_base_layer() -> tuple[bytes, str]:
-    """(gzip blob, diff_id) of the offline busybox rootfs layer, for push_multiplatform_index."""
-    with tempfile.TemporaryDirectory(prefix="busybox-layer-") as tmp:
-        layout = make_busybox_layout(Path(tmp) / "layout")
-        index = json.loads((layout / "index.json").read_text())
-        manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
-        manifest = json.loads((layout / "blobs/sha256" / manifest_digest).read_text())
-        config_digest = manifest["config"]["digest"].split(":", 1)[1]
-        config = json.loads((layout / "blobs/sha256" / config_digest).read_text())
-        layer_digest = manifest["layers"][0]["digest"].split(":", 1)[1]
-        blob = (layout / "blobs/sha256" / layer_digest).read_bytes()
-        return blob, config["rootfs"]["diff_ids"][0]
+def busybox_base_layer(layout: Path | None = None) -> tuple[bytes, str]:
+    """(gzip blob, diff_id) of the busybox rootfs layer, for push_multiplatform_index; read
+    from `layout` (e.g. the busybox_layout fixture) or from a freshly built one."""
+    if layout is None:
+        with tempfile.TemporaryDirectory(prefix="busybox-layer-") as tmp:
+            return busybox_base_layer(make_busybox_layout(Path(tmp) / "layout"))
+    index = json.loads((layout / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
+    manifest = json.loads((layout / "blobs/sha256" / manifest_digest).read_text())
+    config_digest = manifest["config"]["digest"].split(":", 1)[1]
+    config = json.loads((layout / "blobs/sha256" / config_digest).read_text())
+    layer_digest = manifest["layers"][0]["digest"].split(":", 1)[1]
+    blob = (layout / "blobs/sha256" / layer_digest).read_bytes()
+    return blob, config["rootfs"]["diff_ids"][0]

@@ -41,7 +41,9 @@ def test_multiplatform_index_lists_every_platform(registry: RunningRegistry) -> 
     assert found == pushed.manifests
 
 
-def test_multiplatform_index_over_busybox_base(registry: RunningRegistry, tmp_path: Path) -> None:
+def test_multiplatform_index_over_busybox_base(
+    registry: RunningRegistry, busybox_layout: Path, tmp_path: Path
+) -> None:
     from engine.registry import Reference, RegistryClient, RegistryConfig
 
     pushed = push_multiplatform_index(
@@ -49,7 +51,7 @@ def test_multiplatform_index_over_busybox_base(registry: RunningRegistry, tmp_pa
         "test/multi-busybox",
         "v1",
         ["linux/amd64", "linux/arm64"],
-        base_layer=busybox_base_layer(),
+        base_layer=busybox_base_layer(busybox_layout),
     )
     with RegistryClient(RegistryConfig(env={})) as client:
         img = client.resolve_image(Reference.parse(pushed.ref), "linux/arm64")
