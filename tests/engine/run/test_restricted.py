@@ -213,22 +213,23 @@ def test_rootless_as_unprivileged_user_maps_caller_to_root(nobody_rootfs: Path) 
 
 @pytest.fixture
 def nobody_subids() -> Iterator[int]:
-    """Give uid 65534 a subordinate id range, as an admin would for a rootless build user;
-    /etc/subuid and /etc/subgid are put back byte for byte afterwards."""
+    """Give uid 65534 a subordinate id range, as an admin would for a rootless build user.
+    Afterwards exactly the line added is taken out again (safe if suites run at once)."""
     start = 300000
-    saved: dict[Path, bytes | None] = {}
-    for path in (Path("/etc/subuid"), Path("/etc/subgid")):
-        saved[path] = path.read_bytes() if path.exists() else None
+    line = f"nobody:{start}:65536\n"
+    existed = {p: p.exists() for p in (Path("/etc/subuid"), Path("/etc/subgid"))}
+    for path in existed:
         with path.open("a") as f:
-            f.write(f"nobody:{start}:65536\n")
+            f.write(line)
     try:
         yield start
     finally:
-        for path, content in saved.items():
-            if content is None:
-                path.unlink()
+        for path, was_there in existed.items():
+            text = path.read_text().replace(line, "", 1)
+            if text or was_there:
+                path.write_text(text)
             else:
-                path.write_bytes(content)
+                path.unlink()
 
 
 def test_rootless_with_subordinate_ids_switches_user(
