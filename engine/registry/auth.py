@@ -34,9 +34,10 @@ Body = bytes | Callable[[], Any] | None  # bytes, or a factory opening a fresh s
 class HttpRequest:
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Body = None
-    form: Mapping[str, str] | None = None  # urlencoded POST body (token refresh)
+    # repr=False: these carry Authorization headers and refresh tokens
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    body: Body = field(default=None, repr=False)
+    form: Mapping[str, str] | None = field(default=None, repr=False)  # token refresh POST
     auth_request: bool = False  # a request to the token server, not the registry
 
     def with_header(self, name: str, value: str) -> HttpRequest:

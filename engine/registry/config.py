@@ -80,7 +80,7 @@ class RegistryConfig:
     push_retries: int = 0
     push_ignore_immutable: bool = False
     skip_push_permission_check: bool = False
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
     retry: RetryPolicy = RetryPolicy()
 
     @classmethod

@@ -229,3 +229,17 @@ def test_registry_config_from_real_build_options() -> None:
     assert cfg.insecure("plain.example", "pull")
     assert cfg.client_certs == {"h.example": ("/c.pem", "/k.pem")}
     assert cfg.push_retries == 2
+
+
+def test_reprs_never_show_secrets() -> None:
+    from engine.registry.auth import HttpRequest
+
+    cfg = RegistryConfig(env={"CI_REGISTRY_PASSWORD": "top-secret-pw"})
+    assert "top-secret-pw" not in repr(cfg)
+    req = HttpRequest(
+        "GET",
+        "https://r/v2/",
+        headers={"Authorization": "Bearer top-secret-tok"},
+        form={"refresh_token": "top-secret-ref"},
+    )
+    assert "top-secret" not in repr(req)
