@@ -225,3 +225,20 @@ def test_registry_client_cert_for_mutual_tls(tmp_path: Path, busybox: ResolvedIm
         assert client.resolve_image(ref, "linux/amd64").manifest_digest == digest
     finally:
         reg.stop()
+
+
+def test_no_secret_in_logs_at_debug_level(
+    token_registry: TokenRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    host = token_registry.registry.host
+    env = docker_config(tmp_path, {host: ("writer", "writer-pw")})
+    caplog.set_level(logging.DEBUG)
+    client = client_for(env, registry_map={host: (host,)}, image_download_retry=1)
+    with pytest.raises(ManifestUnknown):
+        client.resolve_image(Reference.parse(f"{host}/team/absent:1"))
+    token = base64.b64encode(b"writer:writer-pw").decode()
+    assert caplog.records  # something was logged (urllib3 debug, mirror warning)
+    assert "writer-pw" not in caplog.text and token not in caplog.text
+    assert "Bearer " not in caplog.text
