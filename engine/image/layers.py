@@ -240,27 +240,10 @@ def whiteout_name(path: str) -> str:
     return f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else f"{WHITEOUT_PREFIX}{base}"
 
 
-class StatLike(Protocol):
-    """What write_layer needs from a snapshot index entry (engine.fs.snapshot.StatEntry)."""
-
-    @property
-    def mode(self) -> int: ...
-    @property
-    def uid(self) -> int: ...
-    @property
-    def gid(self) -> int: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def mtime_ns(self) -> int: ...
-    @property
-    def inode(self) -> int: ...
-    @property
-    def nlink(self) -> int: ...
-    @property
-    def rdev(self) -> int: ...
-    @property
-    def link(self) -> str | None: ...
+# What write_layer needs from a snapshot index entry: engine.fs.snapshot.StatEntry, a
+# NamedTuple (mode, uid, gid, size, mtime_ns, ctime_ns, inode, link, nlink, rdev). Plain
+# tuple unpacking is the cheapest way to read it on the hot path.
+StatLike = tuple[int, int, int, int, int, int, int, "str | None", int, int]
 
 
 class _ByteSink(Protocol):
@@ -378,8 +361,8 @@ def _first_names(ordered: list[tuple[int, str]], index: Mapping[str, StatLike]) 
     for kind, rel in ordered:
         if kind == 0:
             e = index.get(rel)
-            if e is not None and e.nlink > 1 and stat.S_ISREG(e.mode):
-                firsts.setdefault(e.inode, rel)
+            if e is not None and e[8] > 1 and stat.S_ISREG(e[0]):  # nlink, mode
+                firsts.setdefault(e[6], rel)  # inode
     return firsts
 
 
@@ -531,6 +514,8 @@ def _read_xattrs(target: str | int) -> list[tuple[str, bytes]]:
         names = os.listxattr(target, follow_symlinks=follow)
     except OSError:
         return []
+    if not names:
+        return []
     found: list[tuple[str, bytes]] = []
     for name in sorted(names):
         if not name.startswith(XATTR_PREFIXES):
@@ -674,9 +659,19 @@ class _TarWriter:
         minor: int = 0,
         xattrs: list[tuple[str, bytes]] | None = None,
     ) -> bytes:
+        self.entries += 1
+        if (  # the common case (short ASCII name, no link, xattrs or device) first
+            name.isascii()
+            and len(name) <= 100
+            and not (link or xattrs or major or minor)
+            and size <= _MAX_OCTAL_11
+            and uid <= _MAX_OCTAL_7
+            and gid <= _MAX_OCTAL_7
+            and 0 <= mtime <= _MAX_OCTAL_11
+        ):
+            return _ustar(name.encode(), mode, uid, gid, size, mtime, flag, b"", 0, 0)
         name_b = name.encode("utf-8", "surrogateescape")
         link_b = link.encode("utf-8", "surrogateescape")
-        self.entries += 1
         if (
             len(name_b) <= 100
             and len(link_b) <= 100
@@ -726,12 +721,10 @@ class _TarWriter:
         self.sink.write(self.header(name, 0o644, 0, 0, 0, 0, b"0"))
 
     def add(self, rel: str) -> None:
-        host = f"{self.root}/{rel}"
+        host = self.root + "/" + rel
         known = self.index.get(rel) if self.index is not None else None
         if known is not None:
-            mode, uid, gid, size = known.mode, known.uid, known.gid, known.size
-            mtime_ns, ino, nlink, rdev = known.mtime_ns, known.inode, known.nlink, known.rdev
-            link = known.link
+            mode, uid, gid, size, mtime_ns, _ctime, ino, link, nlink, rdev = known
         else:
             try:
                 st = os.lstat(host)
@@ -740,7 +733,7 @@ class _TarWriter:
             mode, uid, gid, size = st.st_mode, st.st_uid, st.st_gid, st.st_size
             mtime_ns, ino, nlink, rdev = st.st_mtime_ns, st.st_ino, st.st_nlink, st.st_rdev
             link = None
-        fmt = stat.S_IFMT(mode)
+        fmt = mode & 0o170000  # stat.S_IFMT without the call
         flag = _TYPE_FLAGS.get(fmt)
         if flag is None:  # sockets (and anything unknown) are not part of images
             return
