@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import marshal
 import os
 import stat
@@ -148,6 +149,7 @@ class _ScanHelper:
         rfd, wfd = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # child: walk, send, leave without running atexit handlers
+            gc.disable()  # inherited garbage's finalizers must not run in the child
             status = 0
             try:
                 os.close(rfd)

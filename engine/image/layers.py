@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import hashlib
 import io
 import os
@@ -398,6 +399,9 @@ class _ForkedBuilders:
                     fcntl.fcntl(wfd, _F_SETPIPE_SZ, _PIPE_SIZE)
                 pid = os.fork()
                 if pid == 0:
+                    # no cyclic GC in the child: finalizers of garbage inherited from the
+                    # parent (say, a buffered file) must not run twice
+                    gc.disable()
                     # the read ends of earlier builders must close here, or a builder
                     # could never see EPIPE when the parent gives up
                     for s in self.streams:
