@@ -75,7 +75,7 @@ def scan(
 ) -> StatIndex:
     """Index everything below root/start (start itself excluded) with one scandir walk.
 
-    On big trees a forked helper process walks half of the pending directories (lstat is
+    On big trees a forked helper process walks two thirds of the pending directories (lstat is
     most of the cost and one core can only do so many) and sends its part back."""
     index: StatIndex = {}
     stack = [start]
@@ -90,8 +90,10 @@ def scan(
                 and len(index) >= _SPLIT_MIN
                 and hasattr(os, "fork")
             ):
-                helper = _ScanHelper(root, ignore, stack[::2])
-                stack = stack[1::2]
+                # the helper takes two thirds: the parent also compares, sorts and
+                # loads the helper's entries afterwards
+                helper = _ScanHelper(root, ignore, [d for i, d in enumerate(stack) if i % 3])
+                stack = stack[::3]
             rel = stack.pop()
             host = f"{root}/{rel}" if rel else (root or "/")
             prefix = f"{rel}/" if rel else ""
