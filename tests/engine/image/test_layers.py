@@ -39,8 +39,11 @@ def make_tree(root: Path, *, mtime: int = 1_700_000_000) -> list[str]:
     (root / "etc/conf").write_text("conf\n")
     os.chmod(root / "etc", 0o1755)
     os.mkfifo(root / "etc/fifo")
+    (root / "etc/long-link").symlink_to("../" + "t" * 150)  # PAX linkpath
     if IS_ROOT:
         os.chown(root / "etc/conf", 1000, 50)
+        (root / "etc/big-ids").write_text("uid and gid beyond ustar's 7 octal digits")
+        os.chown(root / "etc/big-ids", 3_000_000, 4_000_000)  # PAX uid/gid
         os.mknod(root / "etc/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(root / "etc/sock"))
