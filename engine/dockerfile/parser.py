@@ -20,7 +20,7 @@ from engine.errors import DockerfileError
 _DIRECTIVE_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 _VALID_DIRECTIVES = ("syntax", "escape", "check")
 _TOKEN_WS = re.compile(r"[\t\v\f\r ]+")
-_HEREDOC_RE = re.compile(r"(\d*)<<(-?)([^<]*)\Z")
+_HEREDOC_RE = re.compile(r"(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _HEREDOC_KEYWORDS = ("ADD", "COPY", "RUN")
 _GO_BYTE_SPACE = frozenset(b"\t\n\v\f\r \x85\xa0")  # unicode.IsSpace(rune(byte))
 _STAGE_NAME_RE = re.compile(r"[a-z][a-z0-9\-_.]*\Z")

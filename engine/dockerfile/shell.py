@@ -174,6 +174,12 @@ class _Run:
                 tmp = self.dollar()
                 result.append(tmp)
                 words.add_string(tmp)
+            elif ch == "<":
+                # `<<` takes the blanks after it, so `<< EOF` stays one word (BuildKit
+                # lets a heredoc delimiter follow `<<` after spaces).
+                tmp = self.possible_heredoc()
+                result.append(tmp)
+                words.add_raw_string(tmp)
             elif quotes and ch == "'":
                 tmp = self.single_quote()
                 result.append(tmp)
@@ -198,6 +204,16 @@ class _Run:
         if stop != _EOF:
             raise ShellError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(result), words.result()
+
+    def possible_heredoc(self) -> str:
+        self.next()
+        if self.peek() != "<":
+            return "<"
+        self.next()
+        spaces = []
+        while self.peek() in (" ", "\t"):
+            spaces.append(self.next())
+        return "<<" + "".join(spaces)
 
     def single_quote(self) -> str:
         out: list[str] = []

@@ -1,11 +1,14 @@
 """Random Dockerfiles built from tricky fragments, parsed by us and by BuildKit's parser.
 
 Compared at the AST level (before instruction checks, which the oracle does not run):
-both reject the text, or both give the same nodes. `# check=` lines are left out: the
-oracle's BuildKit (v0.12) predates that directive (see test_parser's directive tests).
+both reject the text, or both give the same nodes. Left out, because the oracle's
+BuildKit (v0.12) predates them: `# check=` lines and `<< EOF` with blanks after `<<`
+(test_parser pins both to current BuildKit).
 """
 
 from __future__ import annotations
+
+import re
 
 import dockerfile
 from hypothesis import HealthCheck, assume, given, settings
@@ -87,6 +90,8 @@ def oracle_view(cmd: dockerfile.Command) -> tuple[object, ...]:
 )
 @given(document)
 def test_random_documents_parse_like_buildkit(text: str) -> None:
+    # `<< EOF` (blanks after <<) opens a heredoc in current BuildKit, not in the oracle's.
+    assume(re.search(r"<<[ \t]", text) is None)
     try:
         expected = [oracle_view(c) for c in dockerfile.parse_string(text)]
     except dockerfile.GoParseError:

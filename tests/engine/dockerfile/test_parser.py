@@ -266,3 +266,90 @@ def test_json_arrays_of_strings(text: str, expected: tuple[str, ...]) -> None:
 def test_json_arrays_with_other_values_are_errors(text: str) -> None:
     with pytest.raises(DockerfileError, match="arrays must be comprised of strings only"):
         parse_dockerfile("CMD " + text)
+
+
+# BuildKit's parser_heredoc_test.go (TestParseExtractsHeredoc): same file, same expectations.
+# Newer than the oracle's BuildKit: `<<  EOF` (blanks after <<) opens a heredoc there too.
+HEREDOC_CASES = [
+    [("EMPTY", "", True, False, 0)],
+    [("EMPTY2", "", True, False, 3)],
+    [],
+    [("INDENT", "\tfoo\n\tbar\n", True, False, 0)],
+    [("UNINDENT", "\tbaz\n\tquux\n", True, True, 0)],
+    [("UNINDENT2", "\tbaz\n\tquux\n", True, True, 0)],
+    [("EXPAND", "\texpand $NAME\n", True, True, 0)],
+    [("NOEXPAND", "\tdon't expand $NAME\n", False, True, 0)],
+    [("COPY", "echo hello world\necho foo bar\n", True, False, 0)],
+    [
+        (
+            "COMMENT",
+            "# internal comment\necho hello world\necho foo bar # trailing comment\n",
+            True,
+            False,
+            0,
+        )
+    ],
+    [("MOUNT", "echo hello\n", True, False, 0)],
+    [("FILE1", "content 1\n", True, False, 0), ("FILE2", "content 2\n", True, False, 0)],
+    [("EOF", "\"foo\"\n'bar'\n", True, False, 0)],
+    [("X", "Y\n", True, False, 0), ("Y", "X\n", True, False, 0)],
+    [("COMPLEX", "print('hello world')\n", True, False, 0)],
+    [("file.txt", "hello world\n", True, False, 0)],
+    [("eof", "echo foo\n", False, False, 0)],
+    [("eo'f", "echo foo\n", True, False, 0)],
+    [("eo'f", "echo foo\n", False, False, 0)],
+    [("one two", "echo bar\n", False, False, 0)],
+    [("$EOF", "", True, False, 0)],
+    [("EOF", "", True, False, 0)],
+    [("EOF", "", True, False, 0)],
+]
+
+
+def test_buildkit_heredoc_extraction_cases() -> None:
+    from pathlib import Path
+
+    from engine.dockerfile.parser import parse_nodes
+
+    text = (Path(__file__).parent / "buildkit_heredoc_cases.Dockerfile").read_text()
+    nodes = [n for n, _, _ in parse_nodes(text)[0]]
+    # Children 0..3 are FROM, ENV, RUN ls, USER <<INVALID (not a heredoc instruction),
+    # then the INVALID line itself parses as an instruction.
+    assert [n.heredocs for n in nodes[:5]] == [[], [], [], [], []]
+    got = [[(h.name, h.content, h.expand, h.chomp, h.fd) for h in n.heredocs] for n in nodes[5:]]
+    assert got == HEREDOC_CASES
+
+
+@pytest.mark.parametrize(
+    ("line", "names"),
+    [
+        ("RUN <<EOF", ["EOF"]),
+        ("RUN <<-EOF", ["EOF"]),
+        ("RUN << -EOF", ["-EOF"]),
+        ("RUN <<'EOF'", ["EOF"]),
+        ("RUN 4<<EOF", ["EOF"]),
+        ("RUN <<EOF <<EOF2", ["EOF", "EOF2"]),
+        ("RUN '<<EOF'", []),
+        ('RUN "<<EOF"', []),
+        ("RUN cat << EOF > /x", ["EOF"]),
+    ],
+)
+def test_heredocs_found_on_a_line(line: str, names: list[str]) -> None:
+    body = "".join(f"x\n{n}\n" for n in names)
+    ins = only(f"{line}\n{body}")
+    assert [h.name for h in ins.heredocs] == names
+
+
+@pytest.mark.parametrize("word", ["<<EOF", "<<'EOF'", '<<"EOF"', "<<-EOF", "<<-'EOF'",
+                                  '<<-"EOF"', '<<EO"F"', "<< EOF", "<<- EOF"])  # fmt: skip
+def test_heredoc_markers(word: str) -> None:
+    from engine.dockerfile.parser import heredoc_marker
+
+    doc = heredoc_marker(word)
+    assert doc is not None and doc.name == "EOF"
+
+
+@pytest.mark.parametrize("word", ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"])
+def test_not_heredoc_markers(word: str) -> None:
+    from engine.dockerfile.parser import heredoc_marker
+
+    assert heredoc_marker(word) is None
