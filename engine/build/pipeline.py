@@ -147,6 +147,7 @@ class Pipeline:
             triggers = sources.parse_triggers(config.onbuild_triggers)
             if triggers:
                 self.log.info(f"Executing {len(triggers)} build triggers")
+                steps.total += len(triggers)
             stage_env = StageEnv(
                 options=self.options,
                 log=self.log,
@@ -160,7 +161,6 @@ class Pipeline:
                 stage_names=names,
                 copy_files=sources.CopyService(self, context_dir, matcher, results, names).copy,
                 extra_ignore=extra_ignore,
-                out=self.out,
                 on_layer=self._layer_ready if idx in self.chain else None,
                 cache=self.cache,
                 cache_mount_from=self._cache_mount_from(),

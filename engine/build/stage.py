@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from engine.build import adapt, cachestep
 from engine.build.assemble import LayerRef, convert_layer
@@ -78,7 +77,6 @@ class StageEnv:
     stage_names: Mapping[str, int]
     copy_files: Callable[..., list[str]]  # adapt.copy_files bound to the build
     extra_ignore: Sequence[str] = ()
-    out: TextIO = sys.stderr
     on_layer: Callable[[LayerRef], None] | None = None  # e.g. start pushing it now
     cache: Any = None  # engine.cache.StepCache, None without --cache
     cache_mount_from: str | None = None  # destination repo the cache can mount blobs from
@@ -214,8 +212,7 @@ class StageRunner:
         if self.options.materialize:
             self.apply_pending("--materialize")
         if self.options.single_snapshot and self.snapshotter_ready:
-            # nothing touched the filesystem if no step ever indexed it
-            self._ensure_index()
+            # (nothing touched the filesystem if no step ever indexed it)
             blob = self.snapshot_full()
             if blob is not None:
                 self.add_layer(blob, "single snapshot")
