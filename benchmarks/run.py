@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     started = time.monotonic()
+    load_before = os.getloadavg()
     images = setup(work, want_debian=any(c.base == "debian" for c in cases))
     try:
         contexts = work / "contexts"
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         images.registry.stop()
     elapsed = time.monotonic() - started
-    body = render(series, cases, builders, args.reps, elapsed)
+    loads = (load_before, os.getloadavg())
+    body = render(series, cases, builders, args.reps, elapsed, loads)
     print(body)
     results = {
         f"{k[0]}/{k[1]}": {
@@ -208,12 +210,15 @@ def render(
     builders: list[Builder],
     reps: int,
     elapsed: float,
+    loads: tuple[tuple[float, float, float], tuple[float, float, float]],
 ) -> str:
     names = [c.name for c in cases]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (
         f"Measured {when} on {os.cpu_count()} cores, Linux {platform.release()}, "
-        f"{reps} run(s) per builder and case, whole benchmark {elapsed / 60:.1f} min.\n\n"
+        f"{reps} run(s) per builder and case, whole benchmark {elapsed / 60:.1f} min; "
+        f"load average {loads[0][0]:.1f} at the start, {loads[1][0]:.1f} at the end "
+        "(other work shared the machine).\n\n"
     )
     extra = []
     small = series.get(("small-app", "brickyard"))
