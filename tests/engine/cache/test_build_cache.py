@@ -117,3 +117,110 @@ def test_fully_cached_rebuild_downloads_no_layer_blob(
     # Reads manifests and pushes at most configs and manifests: no layer upload either.
     uploads = [p for m, p in proxy.requests if m in ("PUT", "PATCH") and "/blobs/" in p]
     assert len(uploads) <= 1
+
+
+WARM_FORCE = """\
+import datetime as dt, sys
+from pathlib import Path
+from engine.cache.warm import warm_image
+from engine.image.model import Platform
+from engine.registry import Reference, RegistryClient, RegistryConfig
+cache, image, host = sys.argv[1:4]
+with RegistryClient(RegistryConfig(insecure_registries=frozenset({host}))) as c:
+    for _ in range(3):
+        warm_image(c, Path(cache), Reference.parse(image), platform=Platform("linux", "amd64"),
+                   ttl=dt.timedelta(hours=1), force=True)
+"""
+
+EXECUTOR = "import sys; from engine.cli import executor_main; sys.exit(executor_main())"
+
+
+def test_parallel_builds_share_one_cache_dir(
+    via_proxy: E2E, proxy: CountingProxy, tmp_path: Path, registry: RunningRegistry
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from engine.cache.warm import warm
+    from engine.options import WarmerOptions
+    from tests.support.images import skopeo_inspect
+
+    e2e = via_proxy
+    cache = tmp_path / "cache"
+    opts = WarmerOptions(
+        image=(e2e.base,),
+        cache_dir=str(cache),
+        insecure_registry=(proxy.host,),
+        custom_platform="linux/amd64",
+    )
+    assert warm(opts, {}) == 0
+    base_layers = {
+        d["digest"]
+        for d in json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", "--raw", f"oci:{cache}:{skopeo_tag(cache)}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["layers"]
+    }
+    proxy.clear()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+    }
+    procs = []
+    for i in range(3):
+        ctx = tmp_path / f"ctx{i}"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM {e2e.base}\nRUN echo build {i} > /which\n")
+        argv = [
+            sys.executable,
+            "-c",
+            EXECUTOR,
+            "--context",
+            str(ctx),
+            "--dockerfile",
+            str(ctx / "Dockerfile"),
+            "--destination",
+            f"{proxy.host}/par/img{i}:latest",
+            "--insecure",
+            "--insecure-pull",
+            "--force",
+            "--cache-dir",
+            str(cache),
+            "--custom-platform",
+            "linux/amd64",
+            "--log-format",
+            "text",
+        ]
+        procs.append(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    warmer = subprocess.Popen(
+        [sys.executable, "-c", WARM_FORCE, str(cache), e2e.base, proxy.host],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert warmer.wait(timeout=120) == 0, warmer.communicate()[0].decode()
+    for i, (p, out) in enumerate(zip(procs, outputs, strict=True)):
+        assert p.returncode == 0, out[-2000:]
+        assert "in local cache" in out
+        info = skopeo_inspect(f"{registry.host}/par/img{i}:latest", raw=True)
+        assert base_layers <= {d["digest"] for d in info["layers"]}
+    # The builds took the base from the cache dir while the warmer kept rewriting its index
+    # (forced re-warms keep blobs already present): nobody downloaded a base layer.
+    base_gets = [p for p in proxy.blob_gets() if p.rsplit("/", 1)[1] in base_layers]
+    assert base_gets == []
+    assert not [n for n in os.listdir(cache / "blobs/sha256") if n.startswith(".")]
+
+
+def skopeo_tag(cache: Path) -> str:
+    index = json.loads((cache / "index.json").read_text())
+    return str(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])
