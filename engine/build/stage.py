@@ -393,6 +393,9 @@ class StageRunner:
         raise DockerfileError(f"unknown instruction: {keyword}", line=adapt.line(ins))
 
     def _run(self, ins: Any, label: str, text: str) -> tuple[LayerBlob | None, str]:
+        for flag in adapt.flags(ins):
+            # BuildKit-only RUN options (--mount, --network, --security): kaniko has none
+            self.log.warn(f"{label}: RUN --{flag} is not supported yet; running without it")
         argv = adapt.run_argv(self.scope, ins, self.config.shell)
         run_env = adapt.run_env(self.scope, self.config)
         self._ensure_index(text)
