@@ -138,7 +138,8 @@ class Pipeline:
                 f"'{sources.base_stage_index(stage)}']"
             )
             step = steps.next()  # FROM counts as a step, as in docker's "Step 1/7 : FROM"
-            from_text = adapt.instruction_text(stage.from_instruction)
+            name = adapt.stage_name(stage)
+            from_text = f"FROM {base_text}" + (f" AS {name}" if name else "")
             self.log.info(f"Step {step}/{steps.total}: {from_text}")
             rootfs, config, layers, manifest_type, fill, parent_key = self._base_for(
                 stage, results, last_use, position, order
