@@ -125,3 +125,17 @@ def test_force_build_metadata_gives_metadata_a_layer(e2e: E2E) -> None:
     ).ok()
     assert len(b.manifest["layers"]) == 3
     assert [bool(h.get("empty_layer")) for h in b.config["history"][-2:]] == [False, False]
+
+
+def test_cached_stage_is_unpacked_for_copy_from(e2e: E2E, tmp_path: Path) -> None:
+    dockerfile = (
+        "FROM {base} AS build\nRUN cat /proc/sys/kernel/random/uuid > /artifact\n"
+        "FROM {base}\nCOPY --from=build /artifact /artifact\nRUN cat /artifact > /seen\n"
+    )
+    first = e2e.build("cachestage", dockerfile, args=_cache_args(e2e, tmp_path, "i")).ok()
+    artifact = entry(first.rootfs, "/artifact").content
+    second = e2e.build("cachestage", dockerfile, args=_cache_args(e2e, tmp_path, "j")).ok()
+    assert _hits(tmp_path, "j") == [True, False, True]
+    # the build stage was never run again: its cached layer came from the cache repository
+    assert entry(second.rootfs, "/artifact").content == artifact
+    assert entry(second.rootfs, "/seen").content == artifact
