@@ -17,6 +17,7 @@ import fcntl
 import gc
 import hashlib
 import io
+import operator
 import os
 import queue
 import stat
@@ -294,19 +295,19 @@ def write_layer(
 
     # kind 0 = real path, 1 = whiteout, 2 = opaque marker. The marker's key "<dir>/\0" puts
     # it before every child of its directory, so extractors that apply it on sight work too.
-    items: dict[str, tuple[int, str]] = {}
-    for p in paths:
-        rel = p.strip("/")
-        if rel:
-            items[rel] = (0, rel)
-    for d in deleted:
-        rel = d.strip("/")
-        if rel:
+    rels = [r for r in (p.strip("/") for p in paths) if r]
+    deleted = [r for r in (d.strip("/") for d in deleted) if r]
+    opaque = [d.strip("/") for d in opaque]
+    ordered: list[tuple[int, str]]
+    if not deleted and not opaque and all(map(operator.lt, rels, rels[1:])):
+        ordered = [(0, r) for r in rels]  # already sorted and unique, as Diff.changed is
+    else:
+        items: dict[str, tuple[int, str]] = {r: (0, r) for r in rels}
+        for rel in deleted:
             items[whiteout_name(rel)] = (1, rel)
-    for d in opaque:
-        rel = d.strip("/")
-        items[(rel + "/\0") if rel else "\0"] = (2, rel)
-    ordered = [items[k] for k in sorted(items)]
+        for rel in opaque:
+            items[(rel + "/\0") if rel else "\0"] = (2, rel)
+        ordered = [items[k] for k in sorted(items)]
 
     links = _first_names(ordered, index) if index is not None else None
     builders: _ForkedBuilders | None = None
