@@ -21,6 +21,7 @@ import operator
 import os
 import queue
 import stat
+import struct
 import tarfile
 import threading
 import zlib
@@ -579,23 +580,18 @@ def _ustar(
             _NUMBERS.clear()
         text = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % key
         numbers = _NUMBERS[key] = (text, _field_sum(text))
-    chk = _CONST_SUM + numbers[1] + _field_sum(name) + _field_sum(link) + flag[0]
+    chk = _CONST_SUM + numbers[1] + _field_sum(name) + flag[0]
+    if link:
+        chk += _field_sum(link)
     dev = _DEV_ZERO
     if major or minor:
         dev = b"%07o\0%07o\0" % (major, minor)
         chk += _field_sum(dev) - _field_sum(_DEV_ZERO)
-    return b"".join(
-        (
-            name.ljust(100, b"\0"),
-            numbers[0],
-            b"%06o\0 " % chk,
-            flag,
-            link.ljust(100, b"\0"),
-            _USTAR_TAIL,
-            dev,
-            _NULS,
-        )
-    )
+    # struct's "100s" pads with NULs: name, numbers, checksum, flag, link, magic..., dev
+    return _HEADER.pack(name, numbers[0], b"%06o\0 " % chk, flag, link, _USTAR_TAIL, dev)
+
+
+_HEADER = struct.Struct("100s48s8s1s100s72s16s167x")  # 512 bytes
 
 
 def _pax_record(key: bytes, value: bytes) -> bytes:
