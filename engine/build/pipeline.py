@@ -188,13 +188,7 @@ class Pipeline:
                     round(time.monotonic() - stage_started, 3),
                 )
             )
-            # Free the filesystems no later stage needs (kaniko keeps them as tarballs).
-            for done_idx, until in last_use.items():
-                if until <= position and done_idx != final_index:
-                    res = results.get(done_idx)
-                    if res is not None and res.rootfs is not None:
-                        remove_tree(res.rootfs.parent)
-                        res.rootfs = None
+            self._release_unneeded(results, last_use, position, final_index)
 
         final = results[final_index]
         cfg = final.config
@@ -209,6 +203,25 @@ class Pipeline:
             created=self.created,
             annotations=annotations,
         )
+
+    @staticmethod
+    def _release_unneeded(
+        results: dict[int, StageResult], last_use: dict[int, int], position: int, final: int
+    ) -> None:
+        """Free the filesystems no later stage needs (kaniko keeps them as tarballs).
+        A stage built FROM one being freed, and still needed, has its lazy filesystem
+        filled first, or it could never be made later."""
+        for done_idx, until in last_use.items():
+            res = results.get(done_idx)
+            if until > position or done_idx == final or res is None or res.rootfs is None:
+                continue
+            for child in results.values():
+                still_needed = last_use.get(child.index, -1) > position
+                if child.base_index == done_idx and still_needed and child.rootfs is not None:
+                    child.materialize()
+            if res.rootfs is not None:  # materializing a child may have moved it away
+                remove_tree(res.rootfs.parent)
+                res.rootfs = None
 
     def _flavour(self, from_base: str) -> str:
         """--image-format wins; else kaniko's rule (the base image's manifest type)."""

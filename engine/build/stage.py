@@ -27,6 +27,11 @@ from engine.image.model import DOCKER_MANIFEST, Descriptor
 _RUN_COPY = ("RUN", "COPY", "ADD")
 
 
+def _base_stage(stage: Any) -> int:
+    value = getattr(stage, "base_stage", None)
+    return -1 if value is None else int(value)
+
+
 @dataclass
 class StageResult:
     """What later stages and the image assembly need from a finished stage."""
@@ -39,6 +44,7 @@ class StageResult:
     manifest_type: str
     key: str | None = None  # cache chain key after the last instruction
     runner: StageRunner | None = None
+    base_index: int = -1  # the earlier stage this one is built FROM, if any
 
     def materialize(self) -> Path:
         """The stage's filesystem with every layer applied (extracting lazily)."""
@@ -228,6 +234,7 @@ class StageRunner:
             manifest_type=self.manifest_type,
             key=self.key,
             runner=self,
+            base_index=_base_stage(self.stage),
         )
 
     def execute(self, ins: Any) -> None:

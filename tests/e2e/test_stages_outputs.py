@@ -221,3 +221,13 @@ def test_dryrun_checks_and_builds_nothing(e2e: E2E) -> None:
         "dry2", f"FROM {e2e.registry}/e2e/does-not-exist:1\nRUN true\n", args=["--dryrun"]
     )
     assert missing.rc == 5
+
+
+def test_stage_on_stage_without_file_steps_still_serves_copy_from(e2e: E2E) -> None:
+    b = e2e.build(
+        "lazychain",
+        "FROM {base} AS a\nRUN echo a > /a\n"
+        "FROM a AS b\nENV ONLY=metadata\n"
+        "FROM {base}\nCOPY --from=b /a /from-b\n",
+    ).ok()
+    assert entry(b.rootfs, "/from-b").content == "a\n"
