@@ -92,8 +92,11 @@ def scan(
             ):
                 # the helper takes two thirds: the parent also compares, sorts and
                 # loads the helper's entries afterwards
-                helper = _ScanHelper(root, ignore, [d for i, d in enumerate(stack) if i % 3])
-                stack = stack[::3]
+                try:
+                    helper = _ScanHelper(root, ignore, [d for i, d in enumerate(stack) if i % 3])
+                    stack = stack[::3]
+                except (BlockingIOError, PermissionError, MemoryError):
+                    parallel = False  # fork refused (limits, sandbox): walk it all here
             rel = stack.pop()
             host = f"{root}/{rel}" if rel else (root or "/")
             prefix = f"{rel}/" if rel else ""
@@ -149,7 +152,12 @@ class _ScanHelper:
 
     def __init__(self, root: str, ignore: frozenset[str], dirs: list[str]) -> None:
         rfd, wfd = os.pipe()
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            os.close(rfd)
+            os.close(wfd)
+            raise
         if self.pid == 0:  # child: walk, send, leave without running atexit handlers
             gc.disable()  # inherited garbage's finalizers must not run in the child
             status = 0

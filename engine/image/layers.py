@@ -315,8 +315,10 @@ def write_layer(
     sink: _Sink | None = None
     try:
         if index is not None and len(ordered) >= _FORK_MIN and hasattr(os, "fork"):
-            # fork before the compressor thread exists
-            builders = _ForkedBuilders(root, ordered, index, links, reproducible)
+            # fork before the compressor thread exists; where fork is refused (process
+            # limits, a sandbox) the layer is built in this process instead
+            with contextlib.suppress(BlockingIOError, PermissionError, MemoryError):
+                builders = _ForkedBuilders(root, ordered, index, links, reproducible)
         with open(out_path, "wb") as fh:
             sink = _Sink(fh, compressor)
             if builders is not None:
@@ -399,7 +401,12 @@ class _ForkedBuilders:
                 rfd, wfd = os.pipe()
                 with contextlib.suppress(OSError):  # a larger pipe smooths the flow
                     fcntl.fcntl(wfd, _F_SETPIPE_SZ, _PIPE_SIZE)
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError:
+                    os.close(rfd)
+                    os.close(wfd)
+                    raise
                 if pid == 0:
                     # no cyclic GC in the child: finalizers of garbage inherited from the
                     # parent (say, a buffered file) must not run twice

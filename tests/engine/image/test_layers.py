@@ -319,3 +319,30 @@ def test_forked_builder_error_is_reported_and_output_removed(
     assert not (tmp_path / "out").exists()
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # every builder was reaped
+
+
+def test_fork_refused_falls_back_to_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.fs.snapshot as snapshot
+    import engine.image.layers as layers
+
+    root = tmp_path / "r"
+    _many_files(root, 300)
+    monkeypatch.setattr(layers, "_FORK_MIN", 10**9)
+    snap = Snapshotter(root)
+    d = snap.diff()
+    want = write_layer(root, d.changed, [], tmp_path / "a", index=snap.index)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "fork refused")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    monkeypatch.setattr(layers, "_FORK_MIN", 10)
+    monkeypatch.setattr(snapshot, "_SPLIT_MIN", 1)
+    monkeypatch.setattr(snapshot, "_SPLIT_DIRS", 2)
+    fds = len(os.listdir("/proc/self/fd"))
+    assert snapshot.scan(str(root)) == snap.index
+    got = write_layer(root, d.changed, [], tmp_path / "b", index=snap.index)
+    assert got.digest == want.digest
+    assert len(os.listdir("/proc/self/fd")) == fds  # no pipe left open
