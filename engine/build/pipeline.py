@@ -190,6 +190,9 @@ class Pipeline:
             )
             self._release_unneeded(results, last_use, position, final_index)
 
+        unused = graph.global_scope.unused_build_args()
+        if unused:
+            self.log.warn(f"One or more build-args {unused} were not consumed")
         final = results[final_index]
         cfg = final.config
         for label in self.options.label:

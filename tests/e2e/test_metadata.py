@@ -146,3 +146,12 @@ def test_onbuild_stored_then_triggered_in_child(e2e: E2E) -> None:
     assert "OnBuild" not in child.container or not child.container["OnBuild"]
     assert "CHILD=yes" in child.container["Env"]
     assert entry(child.rootfs, "/from-trigger").content == "triggered\n"
+
+
+def test_unused_build_arg_is_warned_about(e2e: E2E) -> None:
+    b = e2e.build(
+        "unusedarg",
+        "FROM {base}\nARG USED\n",
+        args=["--build-arg", "USED=1", "--build-arg", "NOT_USED=2"],
+    ).ok()
+    assert "One or more build-args ['NOT_USED'] were not consumed" in b.log
