@@ -257,7 +257,10 @@ class _Extractor:
         is_link = info.issym()
         try:
             os.chown(host, info.uid, info.gid, follow_symlinks=False)
-        except PermissionError:
+        except OSError as exc:
+            # EPERM when not root, EINVAL for an id a user namespace does not map
+            if exc.errno not in (errno.EPERM, errno.EINVAL):
+                raise
             self.stats.chown_failures += 1
         if not is_link:
             os.chmod(host, info.mode & 0o7777)

@@ -375,3 +375,56 @@ def test_device_nodes_skipped_with_one_warning_without_cap_mknod(tmp_path: Path)
     assert res.stderr.count("cannot create device nodes") == 1
     assert (rootfs / "dev/file").read_bytes() == b"ok"
     assert not (rootfs / "dev/null").exists()
+
+
+def test_extraction_as_non_root_counts_chown_failures() -> None:
+    """As an unprivileged user (rootless builds) ownership cannot be set: files are still
+    extracted with their modes, and the failed chowns are counted, not fatal. (The suite
+    runs as root, like the chroot builds; setpriv switches to nobody.)"""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="brickyard-nonroot-"))
+    try:
+        os.chmod(work, 0o755)
+        blob = make_tar(
+            work / "l.tar",
+            [
+                {"name": "etc/", "type": "dir", "uid": 0},
+                {"name": "etc/owned", "data": b"x", "uid": 1000, "gid": 1000, "mode": 0o640},
+                {"name": "bin/su", "data": b"y", "mode": 0o4755},
+            ],
+        )
+        os.chmod(blob, 0o644)
+        rootfs = work / "rootfs"
+        rootfs.mkdir()
+        os.chown(rootfs, 65534, 65534)
+        code = (
+            "from engine.fs.extract import extract_layer;"
+            f"s = extract_layer({str(blob)!r}, None, {str(rootfs)!r});"
+            "print(s.files, s.chown_failures)"
+        )
+        res = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                code,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        files, failures = map(int, res.stdout.split())
+        assert files == 2 and failures >= 2
+        st = (rootfs / "etc/owned").stat()
+        assert st.st_uid == 65534 and stat.S_IMODE(st.st_mode) == 0o640
+        assert stat.S_IMODE((rootfs / "bin/su").stat().st_mode) == 0o4755
+    finally:
+        shutil.rmtree(work)
