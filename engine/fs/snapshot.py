@@ -192,7 +192,8 @@ class _ScanHelper:
         if not self.done:
             self.done = True
             self.stream.close()
-            os.waitpid(self.pid, 0)
+            with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: auto-reaped
+                os.waitpid(self.pid, 0)
 
 
 def _send(fd: int, data: bytes) -> None:

@@ -453,7 +453,8 @@ class _ForkedBuilders:
         for stream in self.streams:
             stream.close()  # a builder still writing gets EPIPE and leaves
         for pid in self.pids:
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: auto-reaped
+                os.waitpid(pid, 0)
 
 
 class _PipeSink:
