@@ -9,7 +9,7 @@ COPY/ADD the content hash of what it copies. Only RUN (and COPY/ADD with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +33,21 @@ def sources_digest(
     context_dir: Path,
     matcher: Any,
     stage_keys: Mapping[str, str | None],
+    image_digest: Callable[[str], str] | None = None,
 ) -> str | None:
     """What COPY/ADD copies, hashed: context files (after .dockerignore), or the source
-    stage's key / image reference plus the paths for --from. None if it cannot be known."""
+    stage's key / the image's manifest digest plus the paths for --from. None if it cannot
+    be known."""
     from engine.cache import hash_sources, stage_source_digest
     from engine.context import match_sources
 
     srcs = adapt.args(ins)[:-1]
     from_value = adapt.flags(ins).get("from", "")
     if from_value:
-        key = stage_keys.get(from_value.lower(), from_value)
+        if from_value.lower() in stage_keys:
+            key = stage_keys[from_value.lower()]
+        else:  # an image: its digest, so a moved tag is a miss
+            key = image_digest(from_value) if image_digest else from_value
         return None if key is None else stage_source_digest(key, srcs)
     local = [s for s in srcs if not s.startswith(("http://", "https://", "git@"))]
     local = [s for s in local if not (s.startswith("<<") and getattr(ins, "heredocs", None))]

@@ -63,6 +63,7 @@ class Pipeline:
         self.chain: set[int] = set()  # stages whose layers end up in the final image
         self.cache: Any = None  # engine.cache.StepCache with --cache
         self._blob_locks: dict[str, threading.Lock] = {}
+        self._resolved: dict[str, BaseImage] = {}
         self._locks_guard = threading.Lock()
         self.platform = Platform.parse(options.custom_platform or "linux/amd64")
 
@@ -167,6 +168,7 @@ class Pipeline:
                 cache_mount_from=self._cache_mount_from(),
                 matcher=matcher,
                 ensure_local=self.ensure_local,
+                image_digest=lambda image: self.resolve_base(image).digest,
             )
             runner = StageRunner(
                 stage_env,
@@ -304,9 +306,12 @@ class Pipeline:
         """Manifest and config of a registry image; its layers are fetched only when used."""
         from engine.registry import Reference
 
+        if image in self._resolved:
+            return self._resolved[image]
         ref = Reference.parse(image)
         warm = self._warmed(ref)
         if warm is not None:
+            self._resolved[image] = warm
             return warm
         self.log.info(f"Retrieving image manifest {image}")
         resolved = self.client.resolve_image(ref, self.platform)
@@ -324,9 +329,11 @@ class Pipeline:
                 client.fetch_blob(source, desc, dest)
 
             layers.append(LayerRef(desc, diff_id, None, source.name, "", fetch))
-        return BaseImage(
+        base = BaseImage(
             config_json, layers, str(resolved.manifest.media_type), resolved.manifest_digest
         )
+        self._resolved[image] = base  # one manifest GET per image and build
+        return base
 
     def _warmed(self, ref: Any) -> BaseImage | None:
         """A base image `brickyard warm` put in --cache-dir: used without any download."""

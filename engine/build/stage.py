@@ -88,6 +88,7 @@ class StageEnv:
     cache_mount_from: str | None = None  # destination repo the cache can mount blobs from
     matcher: Any = None  # .dockerignore of the context
     ensure_local: Callable[[LayerRef], Path] | None = None  # fetch a layer blob if needed
+    image_digest: Callable[[str], str] | None = None  # manifest digest of an image reference
 
 
 class StageRunner:
@@ -316,6 +317,7 @@ class StageRunner:
                 context_dir=self.env.context_dir,
                 matcher=self.env.matcher,
                 stage_keys=stage_keys,
+                image_digest=self.env.image_digest,
             )
             if sources is None:
                 return None
