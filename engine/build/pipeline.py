@@ -413,7 +413,9 @@ class Pipeline:
         if not opts.no_push:
             if self.uploader is None:
                 self.uploader = Uploader(self.client, destinations, self.ensure_local)
-            self.uploader.finish(art.layers)
+            started = time.monotonic()
+            self.uploader.finish(art.layers)  # most were pushed while later steps built
+            self.log.debug(f"Layers in place after {time.monotonic() - started:.2f}s of waiting")
             for ref in destinations:
                 self.log.info(f"Pushing image to {ref}")
                 digest = self._push(ref, art)
