@@ -230,6 +230,14 @@ def render(
             f"\nbrickyard cached-rebuild / brickyard small-app cold: {pct:.1f}% "
             f"(target under 10%: {verdict})."
         )
+    extra += [
+        "",
+        "brickyard's times include pushing the image to the local registry; buildah's and "
+        "ch-image's end in their local storage (their push is not timed). ch-image flattens "
+        "an image into one layer: its layer count and size are the whole image's. "
+        "cached-rebuild: brickyard starts from an empty file system and uses only the registry "
+        "cache; buildah and ch-image keep their local storage from the warm-up build.",
+    ]
     return head + table(series, names, [b.name for b in builders]) + "\n" + "\n".join(extra)
 
 
