@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.cache.layout import LayoutStore
-from engine.errors import BrickyardError, CacheError, ManifestUnknown
+from engine.errors import (
+    AuthError,
+    BrickyardError,
+    CacheError,
+    DigestMismatch,
+    ManifestUnknown,
+    RegistryError,
+)
 from engine.image.model import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -235,6 +242,7 @@ class StepCache:
         ] = []
         self._lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "stored": 0, "store_failed": 0}
+        self.unusable: str | None = None  # why the cache was given up, once it was
 
     # ---- policy ----
     def caches(self, keyword: str) -> bool:
@@ -250,19 +258,37 @@ class StepCache:
     # ---- lookup ----
     def lookup(self, key: str) -> CachedLayer | None:
         """The cached layer for `key`, or None (absent, expired, unreadable: all misses;
-        an unreachable cache is a warning, never a failed build)."""
-        try:
-            raw = self.backend.get_manifest(key)
-            hit = None if raw is None else self._decode(key, raw)
-        except (BrickyardError, OSError, ValueError) as exc:
-            log.warning("cache lookup %s in %s failed: %s", key[:12], self.backend.location, exc)
-            hit = None
+        an unreachable cache is a warning, never a failed build).
+
+        A cache that refuses us (auth) or cannot be reached is given up for the rest of the
+        build after the first failure: one warning, no retries and backoff on every step."""
+        hit = None
+        if self.unusable is None:
+            try:
+                raw = self.backend.get_manifest(key)
+                hit = None if raw is None else self._decode(key, raw)
+            except (AuthError, RegistryError, OSError) as exc:
+                if not isinstance(exc, ManifestUnknown | DigestMismatch):
+                    self._give_up(exc)
+            except (BrickyardError, ValueError) as exc:  # a corrupt entry is only a miss
+                log.warning(
+                    "cache entry %s in %s unusable: %s", key[:12], self.backend.location, exc
+                )
         if hit is not None and hit.created + self.ttl < self.now():
             log.info("cache entry %s expired (created %s)", key[:12], _format_time(hit.created))
             hit = None
         with self._lock:
             self.stats["hits" if hit else "misses"] += 1
         return hit
+
+    def _give_up(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self.unusable is None
+            self.unusable = str(exc)
+        if first:
+            log.warning(
+                "layer cache %s unusable, building without it: %s", self.backend.location, exc
+            )
 
     def lookup_many(self, keys: Iterable[str]) -> dict[str, CachedLayer | None]:
         """Parallel lookups (one manifest GET each), e.g. every cacheable step of a stage
@@ -317,7 +343,7 @@ class StepCache:
             second time while the destination upload is still running.
         No-op with --no-push-cache.
         """
-        if not self.push:
+        if not self.push or self.unusable is not None:
             return
         job = (key, layer, dict(history), dict(config_delta or {}), mount_from)
         with self._lock:

@@ -115,16 +115,34 @@ def test_fetch_layer_downloads_the_cached_bytes(
     assert (tmp_path / "out.tgz").read_bytes() == layer.path.read_bytes()
 
 
-def test_unreachable_cache_is_a_miss_and_a_failed_store_is_a_warning(
+def test_unreachable_cache_is_given_up_after_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = RegistryConfig(insecure_registries=frozenset({"127.0.0.1:9"}))
-    with RegistryClient(config, sleep=lambda _s: None) as c:
+    calls: list[float] = []
+    with RegistryClient(config, sleep=calls.append) as c:
         cache = StepCache(RegistryBackend(c, "127.0.0.1:9/nothing/cache"))
         assert cache.lookup(KEY) is None
+        assert cache.unusable is not None
+        retries = len(calls)
+        assert cache.lookup("34" * 32) is None  # no second round of retries
+        assert len(calls) == retries
         cache.store(KEY, make_layer(tmp_path / "l.tgz", {"a": b"1"}), history={})
-        assert cache.flush() == 1
+        assert cache.flush() == 0
+    assert caplog.text.count("unusable") == 1
+    assert cache.stats["misses"] == 2 and cache.stats["stored"] == 0
+
+
+def test_failed_store_is_a_warning_not_an_error(
+    tmp_path: Path, client: RegistryClient, proxy: CountingProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = StepCache(RegistryBackend(client, repo(proxy) + "/cache"))
+    layer = make_layer(tmp_path / "l.tgz", {"a": b"1"})
+    layer.path.unlink()  # the blob file vanished before the push
+    cache.store(KEY, layer, history={})
+    assert cache.flush() == 1
     assert "failed" in caplog.text
+    assert cache.stats["store_failed"] == 1
 
 
 def test_open_step_cache_follows_the_flags(tmp_path: Path, client: RegistryClient) -> None:
