@@ -224,3 +224,22 @@ def test_parallel_builds_share_one_cache_dir(
 def skopeo_tag(cache: Path) -> str:
     index = json.loads((cache / "index.json").read_text())
     return str(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])
+
+
+def test_no_push_cache_reads_the_cache_but_never_writes_it(
+    via_proxy: E2E, proxy: CountingProxy, tmp_path: Path
+) -> None:
+    e2e = via_proxy
+    dockerfile = "FROM {base}\nRUN echo one > /one\nRUN echo two > /two\n"
+    e2e.build("npc", dockerfile, args=cache_args(e2e, "npc", tmp_path / "1.json")).ok()
+    changed = dockerfile.replace("two", "three")
+    proxy.clear()
+    e2e.build(
+        "npc", changed, args=cache_args(e2e, "npc", tmp_path / "2.json", "--no-push-cache")
+    ).ok()
+    assert hits(tmp_path / "2.json") == [True, False]
+    writes = [p for m, p in proxy.requests if m in ("PUT", "POST") and "/cachetest/" in p]
+    assert writes == []
+    # Not stored, so a third build misses the changed step again.
+    e2e.build("npc", changed, args=cache_args(e2e, "npc", tmp_path / "3.json")).ok()
+    assert hits(tmp_path / "3.json") == [True, False]
