@@ -267,10 +267,9 @@ class Snapshotter:
             # The marker hides all lower content: keep everything now below those
             # directories, drop the whiteouts it makes redundant.
             opaque = _topmost(opaque)
-            for d in opaque:
-                prefix = d + "/"
-                changed.update(p for p in new if p.startswith(prefix))
             opaque_set = set(opaque)
+            # one pass, O(paths x depth), however many directories were replaced
+            changed.update(p for p in new if p not in changed and _under_any(p, opaque_set))
             deleted = [p for p in deleted if not _under_any(p, opaque_set)]
         deleted = _topmost(deleted)
         _parents_into(list(changed), changed)

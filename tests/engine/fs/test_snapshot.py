@@ -90,17 +90,25 @@ def test_dir_replaced_by_file(snap: Snapshotter, root: Path) -> None:
 
 
 def test_dir_removed_and_recreated_is_opaque(snap: Snapshotter, root: Path) -> None:
-    import shutil
-
-    shutil.rmtree(root / "etc/sub")
-    (root / "keep-inode-busy").write_text("x")  # avoid immediate inode reuse
+    (root / "etc/sub").rename(root.parent / "old-sub")  # old inode kept busy: a new one
     (root / "etc/sub").mkdir()
     (root / "etc/sub/fresh").write_text("f")
     d = snap.diff()
-    if d.opaque_dirs:  # inode changed (the usual case)
-        assert d.opaque_dirs == ["etc/sub"]
-        assert d.deleted == []
-    else:  # the filesystem reused the inode: per-file whiteouts are just as correct
+    assert d.opaque_dirs == ["etc/sub"]
+    assert d.deleted == []  # etc/sub/conf is hidden by the marker, not whited out
+    assert d.changed == ["etc", "etc/sub", "etc/sub/fresh"]
+
+
+def test_dir_recreated_with_reused_inode_gets_whiteouts(snap: Snapshotter, root: Path) -> None:
+    import shutil
+
+    shutil.rmtree(root / "etc/sub")
+    (root / "etc/sub").mkdir()  # the file system may hand back the same inode number
+    (root / "etc/sub/fresh").write_text("f")
+    d = snap.diff()
+    if d.opaque_dirs:
+        assert d.opaque_dirs == ["etc/sub"] and d.deleted == []
+    else:  # per-file whiteouts are just as correct
         assert d.deleted == ["etc/sub/conf"]
     assert "etc/sub/fresh" in d.changed and "etc/sub" in d.changed
 
@@ -161,3 +169,27 @@ def test_parallel_scan_matches_single_process_scan(
     assert parallel == single and len(single) == 60 * 23
     assert all(type(v) is snapshot.StatEntry for v in parallel.values())
     assert parallel["d07/l"].link == "sub/f1"
+
+
+def test_many_replaced_directories_each_become_opaque(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "r"
+    for i in range(50):
+        (root / f"d{i:02d}/old").mkdir(parents=True)
+        (root / f"d{i:02d}/old/f").write_text("lower")
+        (root / f"d{i:02d}/kept").write_text("same bytes")
+    snap = Snapshotter(root)
+    snap.reset()
+    for i in range(50):
+        d = root / f"d{i:02d}"
+        d.rename(tmp_path / f"gone{i}")  # the old inode stays in use: the new one differs
+        d.mkdir()
+        (d / "new").write_text("upper")
+        shutil.move(tmp_path / f"gone{i}" / "kept", d / "kept")  # keeps its inode
+    diff = snap.diff()
+    assert diff.opaque_dirs == [f"d{i:02d}" for i in range(50)]
+    assert diff.deleted == []
+    for d in diff.opaque_dirs:
+        # everything now inside an opaque directory is in the layer, the moved file too
+        assert {d, f"{d}/new", f"{d}/kept"} <= set(diff.changed)
