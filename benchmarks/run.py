@@ -122,7 +122,7 @@ def one_run(
             f"{result.peak_rss_mb:6.0f} MB",
             flush=True,
         )
-        if measure_size:
+        if measure_size and builder.measures_size:
             pub = builder.publish(state, ref=ref)
             if pub is not None:
                 done = run_measured(pub.argv, env=pub.env, cwd=mnt, log=log)
@@ -233,7 +233,9 @@ def render(
     extra += [
         "",
         "brickyard's times include pushing the image to the local registry; buildah's and "
-        "ch-image's end in their local storage (their push is not timed). ch-image flattens "
+        "ch-image's end in their local storage (their push is not timed). brickyard-nopush is "
+        "the same build with --no-push (its ratio to buildah is shown in brackets); its "
+        "layers and size are brickyard's. ch-image flattens "
         "an image into one layer: its layer count and size are the whole image's. "
         "cached-rebuild: brickyard starts from an empty file system and uses only the registry "
         "cache; buildah and ch-image keep their local storage from the warm-up build.",

@@ -52,6 +52,7 @@ class Builder:
     name = ""
     pushes_in_build = False
     flattens = False  # one layer holding the whole image (ch-image): report the whole image
+    measures_size = True
 
     def unsupported(self, case: Case) -> str:
         return ""
@@ -112,6 +113,30 @@ class Brickyard(Builder):
         if cache_repo:
             argv += ["--cache=true", "--cache-copy-layers=true", "--cache-repo", cache_repo]
         return Invocation(argv, env)
+
+
+class BrickyardNoPush(Brickyard):
+    """The same build with --no-push: what brickyard costs without the registry upload,
+    comparable to the peers' timed builds, which end in local storage."""
+
+    name = "brickyard-nopush"
+    measures_size = False
+
+    def build(
+        self,
+        case: Case,
+        ctx: Path,
+        state: Path,
+        *,
+        base: str,
+        ref: str,
+        registry: str,
+        cache_repo: str | None = None,
+    ) -> Invocation:
+        inv = super().build(
+            case, ctx, state, base=base, ref=ref, registry=registry, cache_repo=cache_repo
+        )
+        return Invocation([*inv.argv, "--no-push"], inv.env)
 
 
 class Buildah(Builder):
@@ -202,4 +227,6 @@ class ChImage(Builder):
         return Invocation(argv, base_env(state))
 
 
-BUILDERS: dict[str, Builder] = {b.name: b for b in (Brickyard(), Buildah(), ChImage())}
+BUILDERS: dict[str, Builder] = {
+    b.name: b for b in (Brickyard(), BrickyardNoPush(), Buildah(), ChImage())
+}

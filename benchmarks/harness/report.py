@@ -58,21 +58,24 @@ def table(series: dict[tuple[str, str], Series], cases: list[str], builders: lis
                 lines.append(f"| {case} | {b} | {why} | | | | | | |")
                 continue
             ratio = ""
-            if mine and mine.median and b != "brickyard" and s.median:
+            if mine and mine.median and not b.startswith("brickyard") and s.median:
                 ratio = f"{mine.median / s.median:.2f}"
             target = ""
             if b == "buildah" and case in TARGETS and mine and mine.median and s.median:
                 r = mine.median / s.median
                 ok = r <= TARGETS[case]
                 target = f"≤ {TARGETS[case]:.2f}: {'met' if ok else 'MISSED'}"
+                nopush = series.get((case, "brickyard-nopush"))
+                if nopush and nopush.median:
+                    target += f" (no-push: {nopush.median / s.median:.2f})"
             rss = max(s.rss_mb)
             rss_txt = f"{rss:.0f}" + (
-                " (over 200)" if b == "brickyard" and rss > RSS_LIMIT_MB else ""
+                " (over 200)" if b.startswith("brickyard") and rss > RSS_LIMIT_MB else ""
             )
             failed = f" ({len(s.failures)} failed)" if s.failures else ""
             lines.append(
                 f"| {case} | {b}{failed} | {_fmt(s.median)} | {_fmt(min(s.seconds))}–"
-                f"{_fmt(max(s.seconds))} | {rss_txt} | {s.layers if s.layers is not None else '—'} "
+                f"{_fmt(max(s.seconds))} | {rss_txt} | {'—' if s.layers is None else s.layers} "
                 f"| {_fmt(s.compressed_mb, 2)} | {ratio} | {target} |"
             )
     return "\n".join(lines)
