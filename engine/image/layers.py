@@ -2,7 +2,9 @@
 
 write_layer makes one pass over the chosen paths of a rootfs:
     sorted PAX tar entries -> sha256 (diff_id) -> compressor -> sha256 (digest) -> file
-Nothing holds a whole layer in memory: data moves in buffers of about 1 MiB.
+Nothing holds a whole layer in memory: data moves in buffers of about 1 MiB. The compressor
+runs in its own thread; for layers of many paths (with a snapshot index) two forked
+processes build the tar entries of alternate batches, so the work uses both cores.
 
 Entries: names without a leading '/', directories with a trailing '/', numeric uid/gid with
 empty uname/gname, hardlinks kept within the layer (the first name in sort order carries the
