@@ -19,6 +19,7 @@ import fcntl
 import gc
 import hashlib
 import io
+import marshal
 import operator
 import os
 import queue
@@ -266,6 +267,12 @@ _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 _FLAG_END = 1 << 62  # frame ends a batch; payload = entry count
 _FLAG_ERROR = 1 << 63  # frame carries an error message
+# Without an index the builders cannot know which name of a multiply linked file comes first
+# in the whole layer; they send such a file between these two frames and the parent, which
+# sees every batch in order, keeps it or turns it into a hardlink entry.
+_FLAG_LINK = 1 << 61  # payload: marshalled (inode, name, mode, uid, gid, mtime)
+_FLAG_LINK_END = 1 << 60
+_FLAGS = _FLAG_END | _FLAG_ERROR | _FLAG_LINK | _FLAG_LINK_END
 _QUEUE = 4
 
 
@@ -316,7 +323,7 @@ def write_layer(
     builders: _ForkedBuilders | None = None
     sink: _Sink | None = None
     try:
-        if index is not None and len(ordered) >= _FORK_MIN and hasattr(os, "fork"):
+        if len(ordered) >= _FORK_MIN and hasattr(os, "fork"):
             # fork before the compressor thread exists; where fork is refused (process
             # limits, a sandbox) the layer is built in this process instead
             with contextlib.suppress(BlockingIOError, PermissionError, MemoryError):
@@ -389,10 +396,11 @@ class _ForkedBuilders:
         self,
         root: str,
         ordered: list[tuple[int, str]],
-        index: Mapping[str, StatLike],
+        index: Mapping[str, StatLike] | None,
         links: dict[int, str] | None,
         reproducible: bool,
     ) -> None:
+        self.reproducible = reproducible
         chunks = [ordered[i : i + _BATCH] for i in range(0, len(ordered), _BATCH)]
         self.batches = len(chunks)
         self.pids: list[int] = []
@@ -428,6 +436,9 @@ class _ForkedBuilders:
 
     def pump(self, sink: _Sink) -> int:
         entries = 0
+        firsts: dict[int, str] = {}  # deferred hardlinks: inode -> first name
+        link_writer = _TarWriter("", self.reproducible, sink, None, None)
+        skipping = False
         for i in range(self.batches):
             stream = self.streams[i % _BUILDERS]
             while True:
@@ -435,13 +446,25 @@ class _ForkedBuilders:
                 if len(head) != 8:
                     raise OutputError("layer builder process ended early")
                 size = int.from_bytes(head, "little")
-                flags = size & (_FLAG_END | _FLAG_ERROR)
-                payload = stream.read(size & ~(_FLAG_END | _FLAG_ERROR))
+                flags = size & _FLAGS
+                payload = stream.read(size & ~_FLAGS)
                 if flags & _FLAG_ERROR:
                     raise OutputError(f"layer builder: {payload.decode(errors='replace')}")
                 if flags & _FLAG_END:
                     entries += int.from_bytes(payload, "little")
                     break
+                if flags & _FLAG_LINK:
+                    ino, name, mode, uid, gid, mtime = marshal.loads(payload)
+                    first = firsts.setdefault(ino, name)
+                    skipping = first != name
+                    if skipping:  # a later name: a hardlink entry instead of the data
+                        sink.write(link_writer.header(name, mode, uid, gid, 0, mtime, b"1", first))
+                    continue
+                if flags & _FLAG_LINK_END:
+                    skipping = False
+                    continue
+                if skipping:
+                    continue
                 if len(payload) >= _SMALL_FILE:
                     sink.write_large(payload)
                 else:
@@ -495,7 +518,7 @@ def _builder_main(
     fd: int,
     root: str,
     chunks: list[list[tuple[int, str]]],
-    index: Mapping[str, StatLike],
+    index: Mapping[str, StatLike] | None,
     links: dict[int, str] | None,
     reproducible: bool,
 ) -> NoReturn:
@@ -504,6 +527,7 @@ def _builder_main(
     try:
         for chunk in chunks:
             writer = _TarWriter(root, reproducible, sink, links, index)
+            writer.defer_links = links is None
             for kind, rel in chunk:
                 writer.item(kind, rel)
             writer.close()
@@ -630,6 +654,7 @@ class _TarWriter:
         self.sink = sink
         self.links = links if links is not None else {}
         self.fixed_links = links is not None  # precomputed from the index: read only
+        self.defer_links = False  # forked builder without an index: the parent decides
         self.index = index
         self.entries = 0
         self._dir = ""
@@ -759,6 +784,9 @@ class _TarWriter:
                     return
             write(self.header(rel, perm, uid, gid, 0, mtime, flag, link))
             return
+        if fmt == stat.S_IFREG and nlink > 1 and self.defer_links:
+            self._deferred(host, rel, perm, uid, gid, size, mtime, ino)
+            return
         if fmt == stat.S_IFREG and nlink > 1:
             first = self.links.get(ino) if self.fixed_links else self.links.setdefault(ino, rel)
             if first is not None and first != rel:
@@ -795,6 +823,18 @@ class _TarWriter:
             write(self.header(rel, perm, uid, gid, 0, mtime, flag, "", major, minor, xattrs))
         else:
             write(self.header(rel, perm, uid, gid, 0, mtime, flag, xattrs=xattrs))
+
+    def _deferred(
+        self, host: str, rel: str, perm: int, uid: int, gid: int, size: int, mtime: int, ino: int
+    ) -> None:
+        """Send a multiply linked file framed for the parent (see _FLAG_LINK)."""
+        sink = self.sink
+        assert isinstance(sink, _PipeSink)
+        sink.flush()
+        sink.frame(_FLAG_LINK, marshal.dumps((ino, rel, perm, uid, gid, mtime)))
+        self._stream(host, rel, perm, uid, gid, size, mtime, _read_xattrs(host))
+        sink.flush()
+        sink.frame(_FLAG_LINK_END, b"")
 
     def _stream(
         self,

@@ -298,6 +298,39 @@ def test_forked_builders_give_the_same_bytes_as_inline(
     assert link.info.islnk() and link.info.linkname == "d000/f00001"
 
 
+def test_forked_builders_without_index_keep_hardlinks_across_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a snapshot index the builders defer multiply linked files to the parent,
+    which alone sees the whole order: same bytes as the one-process writer."""
+    import engine.image.layers as layers
+
+    root = tmp_path / "r"
+    _many_files(root, 600)
+    os.link(root / "big", root / "d011/zz-big")  # a large file linked across batches
+    os.link(root / "d003/f00150", root / "d000/a-first")  # the link sorts before the original
+    paths = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    monkeypatch.setattr(layers, "_BATCH", 16)
+    monkeypatch.setattr(layers, "_FORK_MIN", 10**9)
+    inline = write_layer(root, paths, ["gone"], tmp_path / "a")
+    monkeypatch.setattr(layers, "_FORK_MIN", 10)
+    children = _child_pids()
+    forked = write_layer(root, paths, ["gone"], tmp_path / "b")
+    assert _child_pids() <= children
+    assert inline.path.read_bytes() == forked.path.read_bytes()
+    assert forked.entries == inline.entries == len(paths) + 1
+    entries = {e.name: e.info for e in iterate_layer(forked.path)}
+    assert entries["d000/a-first"].isreg() and entries["d000/a-first"].size > 0
+    assert entries["d003/f00150"].islnk()
+    assert entries["d003/f00150"].linkname == "d000/a-first"
+    assert entries["d011/zz-big"].islnk() and entries["d011/zz-big"].linkname == "big"
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    extract_layer(forked.path, forked.media_type, dst)
+    assert (dst / "d011/zz-big").stat().st_ino == (dst / "big").stat().st_ino
+    assert (dst / "big").read_bytes() == (root / "big").read_bytes()
+
+
 def test_forked_builder_error_is_reported_and_output_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
