@@ -179,19 +179,38 @@ class _Sink:
         self._thread.daemon = True
         self._thread.start()
 
+    # The compressor always gets exactly _CHUNK bytes per call (the last call less): isal's
+    # deflate output depends on how its input is split, and the digest of the same tar must
+    # not depend on how it was produced (one process or forked builders, machine, timing).
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
         if len(self._buf) >= _CHUNK:
-            self._drain()
+            self._push_full()
 
     def write_large(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
         if self._buf:
-            self._drain()
-        self._push(data)
+            need = _CHUNK - len(self._buf)
+            self._buf += view[:need]
+            view = view[need:]
+            if len(self._buf) < _CHUNK:
+                return
+            self._push(self._buf)
+            self._buf = bytearray()
+        while len(view) >= _CHUNK:
+            self._push(view[:_CHUNK])  # bytes are immutable: no copy needed
+            view = view[_CHUNK:]
+        if view:
+            self._buf += view
 
-    def _drain(self) -> None:
-        self._push(self._buf)
-        self._buf = bytearray()
+    def _push_full(self) -> None:
+        buf = self._buf
+        whole = len(buf) - len(buf) % _CHUNK
+        view = memoryview(buf)
+        for start in range(0, whole, _CHUNK):
+            self._push(view[start : start + _CHUNK])  # buf is never resized again
+        self._buf = bytearray(view[whole:])
 
     def _push(self, data: bytes | bytearray | memoryview) -> None:
         if self._error is not None:
@@ -224,7 +243,8 @@ class _Sink:
     def close(self) -> None:
         """Flush everything and wait for the compressor; re-raises its error."""
         if self._buf:
-            self._drain()
+            self._push(self._buf)
+            self._buf = bytearray()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
