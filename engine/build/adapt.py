@@ -216,13 +216,14 @@ def resolve_user(spec: str, rootfs: Path) -> Any:
 
 
 def copy_srcs_dest(ins: Any) -> tuple[list[str], str]:
-    values = args(ins)
-    heredocs = getattr(ins, "heredocs", None) or []
-    if heredocs:
-        return [f"<<{getattr(h, 'name', 'EOF')}" for h in heredocs], values[-1] if values else ""
-    if len(values) < 2:
+    """Sources as BuildKit's history lists them (paths, then `<<NAME` for each heredoc
+    file) and the destination."""
+    from engine.dockerfile.commands import copy_sources
+
+    if len(args(ins)) < 2:
         raise DockerfileError(f"{keyword(ins)} requires at least two arguments", line=line(ins))
-    return values[:-1], values[-1]
+    split = copy_sources(ins)
+    return [*split.paths, *(f"<<{h.name}" for h in split.heredocs)], split.dest
 
 
 def copy_flags_for_history(ins: Any) -> dict[str, str]:

@@ -1,0 +1,48 @@
+"""How the build uses the Dockerfile frontend: COPY heredocs, stages built FROM a stage
+(ARG values, ONBUILD triggers) and the default PATH."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.harness import E2E, entry, exists, history_of, listing
+
+pytestmark = pytest.mark.integration
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_copy_heredoc_with_quoted_delimiter_is_not_expanded(e2e: E2E) -> None:
+    dockerfile = (
+        "FROM {base}\nENV NAME=world\n"
+        "COPY <<EOF /a.txt\nhello $NAME\nEOF\n"
+        'COPY <<"EOF" /b.txt\nhello $NAME\nEOF\n'
+    )
+    b = e2e.build("copyheredocquoted", dockerfile).ok()
+    assert entry(b.rootfs, "/a.txt").content == "hello world\n"
+    assert entry(b.rootfs, "/b.txt").content == "hello $NAME\n"
+    assert [h["created_by"] for h in history_of(b)[-2:]] == [
+        "COPY <<EOF /a.txt",
+        "COPY <<EOF /b.txt",
+    ]
+
+
+def test_copy_mixing_a_context_file_and_a_heredoc(e2e: E2E) -> None:
+    dockerfile = "FROM {base}\nCOPY f1 <<EOF /dir/\ninline\nEOF\n"
+    b = e2e.build("copymixed", dockerfile, {"f1": "from context\n"}).ok()
+    assert listing(b.rootfs, "/dir") == ["EOF", "f1"]
+    assert entry(b.rootfs, "/dir/f1").content == "from context\n"
+    assert entry(b.rootfs, "/dir/EOF").content == "inline\n"
+    assert history_of(b)[-1]["created_by"] == "COPY f1 <<EOF /dir/"
+
+
+def test_scratch_gets_kaniko_default_path_and_run_always_has_a_path(e2e: E2E) -> None:
+    dockerfile = (
+        "FROM scratch AS bare\nCOPY --from={base} /bin /bin\n"
+        "ENV PATH=\n"  # cleared: RUN still gets the default one
+        "RUN busybox mkdir /made\n"
+    )
+    b = e2e.build("scratchpath", dockerfile).ok()
+    assert exists(b.rootfs, "/made")
+    scratch = e2e.build("scratchpath2", "FROM scratch\nCOPY f /f\n", {"f": "x"}).ok()
+    assert scratch.container["Env"] == [DEFAULT_PATH]
