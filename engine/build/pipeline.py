@@ -145,8 +145,10 @@ class Pipeline:
             rootfs, config, layers, manifest_type, fill, parent_key = self._base_for(
                 stage, results, last_use, position, order
             )
-            scope = sources.stage_scope(graph, stage, config)
-            triggers = sources.parse_triggers(config.onbuild_triggers)
+            base_idx = sources.base_stage_index(stage)
+            parent_scope = results[base_idx].scope if base_idx >= 0 else None
+            scope = sources.stage_scope(graph, config, parent_scope)
+            triggers = sources.stage_triggers(stage, config)
             if triggers:
                 self.log.info(f"Executing {len(triggers)} build triggers")
                 steps.total += len(triggers)

@@ -122,8 +122,18 @@ def base_chain(order: Sequence[Any]) -> set[int]:
     return chain
 
 
-def stage_scope(graph: Any, stage: Any, config: StageConfig) -> Any:
-    return graph.global_scope.stage_scope(config.env_dict())
+def stage_scope(graph: Any, config: StageConfig, parent_scope: Any = None) -> Any:
+    """A stage's ARG/ENV scope. FROM <stage> starts from that stage's finished scope, so
+    its ARG values carry over as in BuildKit."""
+    return graph.global_scope.stage_scope(config.env_dict(), parent=parent_scope)
+
+
+def stage_triggers(stage: Any, config: StageConfig) -> list[Any]:
+    """ONBUILD triggers to run first: a base stage's ONBUILD instructions (the graph parsed
+    them, reported at this stage's FROM line), else those in the base image's config."""
+    if base_stage_index(stage) >= 0:
+        return list(getattr(stage, "triggers", None) or [])
+    return parse_triggers(config.onbuild_triggers)
 
 
 def parse_triggers(triggers: Sequence[str]) -> list[Any]:

@@ -45,6 +45,7 @@ class StageResult:
     key: str | None = None  # cache chain key after the last instruction
     runner: StageRunner | None = None
     base_index: int = -1  # the earlier stage this one is built FROM, if any
+    scope: Any = None  # the finished ARG/ENV scope: a stage built FROM this one starts there
 
     def materialize(self) -> Path:
         """The stage's filesystem with every layer applied (extracting lazily)."""
@@ -236,6 +237,7 @@ class StageRunner:
             key=self.key,
             runner=self,
             base_index=_base_stage(self.stage),
+            scope=self.scope,
         )
 
     def execute(self, ins: Any) -> None:

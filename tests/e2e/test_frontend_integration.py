@@ -36,6 +36,24 @@ def test_copy_mixing_a_context_file_and_a_heredoc(e2e: E2E) -> None:
     assert history_of(b)[-1]["created_by"] == "COPY f1 <<EOF /dir/"
 
 
+def test_stage_from_stage_inherits_arg_values_and_onbuild_triggers(e2e: E2E) -> None:
+    dockerfile = (
+        "FROM {base} AS parent\n"
+        "ARG VERSION=1.2\n"
+        "ONBUILD RUN echo triggered > /trigger\n"
+        "FROM parent AS child\n"
+        'RUN echo "v=$VERSION" > /version\n'
+        "COPY <<EOF /copied\nv=$VERSION\nEOF\n"
+    )
+    b = e2e.build("stagescope", dockerfile).ok()
+    assert entry(b.rootfs, "/version").content == "v=1.2\n"
+    assert entry(b.rootfs, "/copied").content == "v=1.2\n"
+    assert entry(b.rootfs, "/trigger").content == "triggered\n"
+    assert "OnBuild" not in b.container  # triggers run once, not passed on again
+    run_history = [h["created_by"] for h in history_of(b) if "/version" in h["created_by"]]
+    assert run_history == ['RUN |1 VERSION=1.2 /bin/sh -c echo "v=$VERSION" > /version']
+
+
 def test_scratch_gets_kaniko_default_path_and_run_always_has_a_path(e2e: E2E) -> None:
     dockerfile = (
         "FROM scratch AS bare\nCOPY --from={base} /bin /bin\n"
