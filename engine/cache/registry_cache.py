@@ -162,8 +162,7 @@ class RegistryBackend:
         self.client.push_blob(self.ref, desc, path, mount_from=source)
 
     def push_bytes(self, desc: Descriptor, data: bytes) -> None:
-        if self.client.blob_exists(self.ref, desc.digest):
-            return
+        # push_blob HEADs first: an existing config costs one request, no upload.
         fd, tmp = tempfile.mkstemp(prefix="brickyard-cache-")
         try:
             with os.fdopen(fd, "wb") as f:
