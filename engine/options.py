@@ -703,7 +703,7 @@ def check_implemented_flags(opts: BuildOptions) -> None:
 
 
 # Flip when engine.cache.warm.warm(options: WarmerOptions, env) lands.
-WARMER_IMPLEMENTED = False
+WARMER_IMPLEMENTED = True
 
 
 def _warmer_table() -> tuple[Option, ...]:

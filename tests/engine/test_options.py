@@ -420,8 +420,8 @@ def test_docs_flags_md_is_up_to_date() -> None:
 
 
 def test_warmer_parses_its_own_short_forms() -> None:
-    with pytest.raises(NotImplementedFlag, match="brickyard warm --image"):
-        o.parse_warmer_options(["-i", "debian:12", "-c", "/c"], {})
+    opts = o.parse_warmer_options(["-i", "debian:12", "-c", "/c", "-f"], {})
+    assert opts.image == ("debian:12",) and opts.cache_dir == "/c" and opts.force
     with pytest.raises(UsageError, match="at least one image"):
         o.parse_warmer_options([], {})
 

@@ -177,3 +177,18 @@ def test_parallel_warmers_and_readers_share_one_cache_dir(
     assert local_base_image(tmp_path, other, platform=AMD64) is not None
     leftovers = [p.name for p in (tmp_path / "blobs/sha256").iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_brickyard_warm_command_fills_the_cache_dir(
+    tmp_path: Path, registry: RunningRegistry, busybox_image: str
+) -> None:
+    from engine.cli import brickyard_main
+
+    cache = tmp_path / "cache"
+    argv = ["warm", "-i", busybox_image, "-c", str(cache), "--insecure-registry", registry.host]
+    argv += ["--custom-platform", "linux/amd64", "--cache-ttl", "2h"]
+    assert brickyard_main(argv, {"HOME": str(tmp_path)}) == 0
+    assert local_base_image(cache, busybox_image, platform=AMD64) is not None
+    missing = f"{registry.host}/base/nothing-here:1"
+    argv = ["warm", "-i", missing, "-c", str(cache), "--insecure-registry", registry.host]
+    assert brickyard_main(argv, {"HOME": str(tmp_path)}) == CacheError.exit_code
