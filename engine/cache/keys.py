@@ -111,6 +111,7 @@ def hash_sources(
     *,
     owner: str = "",
     excluded: Callable[[str], bool] | None = None,
+    can_skip_dir: Callable[[str], bool] | None = None,
 ) -> str:
     """One digest over the COPY/ADD sources, in the order given.
 
@@ -119,15 +120,22 @@ def hash_sources(
         by .dockerignore at the top level; directories are walked in sorted order.
     owner: the --chown spec as written ("" when absent); it changes the layer, so the key.
     excluded: predicate on a root-relative path telling .dockerignore exclusions inside
-        directories; they are skipped (and, for directories, not descended into).
+        directories; excluded entries are not hashed.
+    can_skip_dir: may an excluded directory's tree be left unread (no `!exception` pattern
+        re-includes something below it)? Taken from the matcher when `excluded` is an
+        IgnoreMatcher's bound method; without it excluded directories are still walked, so
+        re-included files always count.
     """
+    if can_skip_dir is None and excluded is not None:
+        owner_obj = getattr(excluded, "__self__", None)
+        can_skip_dir = getattr(owner_obj, "can_skip_dir", None)
     h = hashlib.sha256()
     h.update(f"brickyard-sources-v{KEY_VERSION}\n".encode())
     for src in sources:
         rel = _relative(root, src)
         _feed_entry(h, src, rel, owner)
         if src.is_dir() and not src.is_symlink():
-            _feed_tree(h, root, src, owner, excluded)
+            _feed_tree(h, root, src, owner, excluded, can_skip_dir)
     return h.hexdigest()
 
 
@@ -145,6 +153,7 @@ def _feed_tree(
     directory: Path,
     owner: str,
     excluded: Callable[[str], bool] | None,
+    can_skip_dir: Callable[[str], bool] | None,
 ) -> None:
     # Iterative walk: deep trees must not hit the recursion limit.
     stack = [directory]
@@ -160,6 +169,8 @@ def _feed_tree(
             path = Path(entry.path)
             rel = _relative(root, path)
             if excluded is not None and excluded(rel):
+                if entry.is_dir(follow_symlinks=False) and not (can_skip_dir and can_skip_dir(rel)):
+                    subdirs.append(path)  # an exception pattern may re-include entries below
                 continue
             _feed_entry(h, path, rel, owner)
             if entry.is_dir(follow_symlinks=False):

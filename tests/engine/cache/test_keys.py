@@ -135,7 +135,8 @@ def test_new_or_removed_file_in_directory_changes_hash(context: Path) -> None:
 
 def test_dockerignored_files_do_not_change_hash(context: Path) -> None:
     def ignored(rel: str) -> bool:
-        return rel.endswith(".pyc") or rel == "src/build"
+        # Docker semantics: a directory's exclusion covers everything below it.
+        return rel.endswith(".pyc") or rel == "src/build" or rel.startswith("src/build/")
 
     first = hash_sources(context, [context / "src"], excluded=ignored)
     (context / "src/a.pyc").write_bytes(b"\0" * 10)
@@ -196,3 +197,47 @@ def test_copy_from_stage_keys_follow_the_stage_key() -> None:
 def test_scratch_and_platform_give_distinct_base_keys() -> None:
     assert base_key(None) != base_key(BASE)
     assert base_key(BASE, "linux/amd64") != base_key(BASE, "linux/arm64")
+
+
+def test_files_reincluded_under_an_ignored_directory_count(context: Path) -> None:
+    from engine.context import matcher_from_patterns
+
+    build = context / "src/build"
+    build.mkdir()
+    (build / "keep.txt").write_text("kept\n")
+    (build / "out.o").write_bytes(b"obj")
+    matcher = matcher_from_patterns(["src/build", "!src/build/keep.txt"])
+
+    def digest() -> str:
+        return hash_sources(context, [context / "src"], excluded=matcher.excluded)
+
+    first = digest()
+    (build / "out.o").write_bytes(b"other obj")
+    assert digest() == first
+    (build / "keep.txt").write_text("changed\n")
+    assert digest() != first
+
+
+def test_ignored_directory_tree_is_not_read_when_nothing_is_reincluded(
+    context: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.cache import keys
+    from engine.context import matcher_from_patterns
+
+    deps = context / "src/node_modules"
+    (deps / "pkg").mkdir(parents=True)
+    (deps / "pkg/lib.js").write_text("x")
+    scanned: list[str] = []
+    real_scandir = os.scandir
+
+    def recording(path: str | os.PathLike[str]) -> object:
+        scanned.append(Path(path).relative_to(context).as_posix())
+        return real_scandir(path)
+
+    monkeypatch.setattr(keys.os, "scandir", recording)
+    matcher = matcher_from_patterns(["src/node_modules"])
+    hash_sources(context, [context / "src"], excluded=matcher.excluded)
+    assert scanned == ["src"]
+    scanned.clear()
+    hash_sources(context, [context / "src"], excluded=lambda rel: rel.startswith("src/node_"))
+    assert "src/node_modules" in scanned  # no can_skip_dir: walked, to be safe
