@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.dockerfile.commands import DEFAULT_PATH
 from engine.errors import DockerfileError
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-# BuildKit gives a FROM scratch image this PATH (system.DefaultPathEnv for linux).
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "brickyard.dockerfile.v0"
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -132,6 +131,11 @@ class StageConfig:
         data = copy.deepcopy(dict(base))
         data.setdefault("config", {})
         data["config"] = data["config"] or {}
+        if data["config"].get("Env") is None:
+            # kaniko (initConfig): a base whose config has no Env at all, scratch included,
+            # gets the default PATH; an Env without PATH stays as it is (BuildKit would add
+            # one). RUN gets a PATH either way (engine.run.step_env).
+            data["config"]["Env"] = [f"PATH={DEFAULT_PATH}"]
         data.setdefault("history", [])
         data["history"] = data["history"] or []
         data.setdefault("rootfs", {"type": "layers", "diff_ids": []})

@@ -203,3 +203,11 @@ def test_created_format() -> None:
     when = dt.datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=dt.UTC)
     assert format_created(when) == "2026-01-02T03:04:05.12Z"
     assert format_created(None) == EPOCH
+
+
+def test_base_without_env_gets_kaniko_default_path_only_when_env_is_absent() -> None:
+    assert base_with().env == [f"PATH={DEFAULT_PATH}"]
+    assert base_with(Env=None).env == [f"PATH={DEFAULT_PATH}"]
+    assert base_with(Env=[]).env == []  # kaniko: only a nil Env is replaced
+    assert base_with(Env=["A=1"]).env == ["A=1"]
+    assert DEFAULT_PATH == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
