@@ -145,28 +145,23 @@ def visible_build_args(scope: Any, config: StageConfig) -> dict[str, str]:
     return dict(scope.run_build_args())
 
 
-def run_argv(scope: Any, ins: Any, shell: Sequence[str]) -> list[str]:
-    heredocs = getattr(ins, "heredocs", None) or []
-    values = args(ins)
-    if heredocs and not json_form(ins):
-        content = scope.heredoc_content(heredocs[0], expand=False)
-        head = " ".join(values).strip()
-        if not head or head.startswith("<<"):
-            return [*shell, content]
-        return [*shell, head + "\n" + content]
-    if json_form(ins):
-        return values
-    return [*shell, " ".join(values)]
+def run_command(ins: Any, shell: Sequence[str]) -> Any:
+    """RUN's argv as BuildKit builds it (heredocs joined; a `#!` heredoc becomes a script
+    under /dev/pipes, listed in `.files`): an `engine.dockerfile.RunCommand`."""
+    from engine.dockerfile.commands import run_command as _run_command
+
+    return _run_command(ins, shell)
 
 
 # ---- snapshots ----------------------------------------------------------------------------
 
 
 def new_snapshotter(rootfs: Path, extra_ignore: Sequence[str]) -> Any:
+    from engine.build.inline import INLINE_DIR
     from engine.fs.snapshot import Snapshotter
     from engine.run import transient_paths
 
-    ignore = sorted({*transient_paths(), *extra_ignore})
+    ignore = sorted({*transient_paths(), *extra_ignore, INLINE_DIR})
     return Snapshotter(rootfs, ignore)
 
 

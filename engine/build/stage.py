@@ -17,6 +17,7 @@ from engine.build.config import (
     copy_created_by,
     run_created_by,
 )
+from engine.build.inline import provided_files
 from engine.build.log import BuildLog
 from engine.build.report import LayerReport, StepReport
 from engine.build.workspace import Workspace
@@ -407,21 +408,23 @@ class StageRunner:
         for flag in adapt.flags(ins):
             # BuildKit-only RUN options (--mount, --network, --security): kaniko has none
             self.log.warn(f"{label}: RUN --{flag} is not supported yet; running without it")
-        argv = adapt.run_argv(self.scope, ins, self.config.shell)
+        command = adapt.run_command(ins, self.config.shell)
+        argv = list(command.argv)
         run_env = adapt.run_env(self.scope, self.config)
         self._ensure_index(text)
         workdir = self.config.workdir
         self._ensure_workdir_exists(workdir)
         self.log.info(f"Running: {adapt.go_list(argv)}")
-        code = self.env.isolation.run(
-            argv,
-            rootfs=self.rootfs,
-            env=run_env,
-            cwd=workdir,
-            user=self.config.user or None,
-            step_label=label,
-            out=self.log.step_output(),
-        )
+        with provided_files(self.rootfs, command.files, argv) as run_argv:
+            code = self.env.isolation.run(
+                run_argv,
+                rootfs=self.rootfs,
+                env=run_env,
+                cwd=workdir,
+                user=self.config.user or None,
+                step_label=label,
+                out=self.log.step_output(),
+            )
         if code != 0:
             raise BuildError(f"{label}: {text}: exit status {code}")
         created_by = run_created_by(argv, adapt.visible_build_args(self.scope, self.config))

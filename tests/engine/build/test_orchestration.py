@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from engine.build import adapt, cachestep, sources
 from engine.build.config import StageConfig
 from engine.dockerfile import parse_dockerfile
@@ -68,20 +70,53 @@ def test_expanded_text_carries_flags_json_and_heredocs() -> None:
     assert cachestep.expanded_text(heredoc) == "RUN <<EOF <<EOF\necho x\n"
 
 
-def test_run_argv_shell_exec_and_heredoc() -> None:
-    shell_form, exec_form, heredoc = _instructions(
+def test_run_command_shell_exec_and_heredocs() -> None:
+    shell_form, exec_form, heredoc, two, script = _instructions(
         'RUN make all\nRUN ["/bin/true", "x"]\nRUN <<EOF\necho $HOME\nEOF\n'
+        "RUN cat <<A && cat <<B\na\nA\nb\nB\n"
+        "RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n"
     )
-
-    class Scope:
-        def heredoc_content(self, h: object, *, expand: bool = True) -> str:
-            assert expand is False  # RUN heredocs are expanded by the shell
-            return str(h.content)  # type: ignore[attr-defined]
-
     shell = ["/bin/sh", "-c"]
-    assert adapt.run_argv(Scope(), shell_form, shell) == ["/bin/sh", "-c", "make all"]
-    assert adapt.run_argv(Scope(), exec_form, shell) == ["/bin/true", "x"]
-    assert adapt.run_argv(Scope(), heredoc, shell) == ["/bin/sh", "-c", "echo $HOME\n"]
+    assert adapt.run_command(shell_form, shell).argv == ("/bin/sh", "-c", "make all")
+    assert adapt.run_command(exec_form, shell).argv == ("/bin/true", "x")
+    assert adapt.run_command(heredoc, shell).argv == ("/bin/sh", "-c", "echo $HOME\n")
+    assert adapt.run_command(two, shell).argv == ("/bin/sh", "-c", "cat <<A && cat <<B\na\nA\nb\nB")
+    cmd = adapt.run_command(script, shell)
+    assert cmd.argv == ("/bin/sh", "-c", "/dev/pipes/EOF")
+    assert [(f.path, f.content) for f in cmd.files] == [
+        ("/dev/pipes/EOF", "#!/usr/bin/env python3\nprint(1)\n")
+    ]
+
+
+def test_inline_files_live_for_one_step_outside_the_snapshot(tmp_path: Path) -> None:
+    from engine.build.inline import INLINE_DIR, provided_files
+    from engine.dockerfile.commands import InlineFile
+
+    files = [InlineFile("/dev/pipes/EOF", "#!/bin/sh\necho hi\n")]
+    argv = ["/bin/sh", "-c", "/dev/pipes/EOF"]
+    with provided_files(tmp_path, files, argv) as run_argv:
+        assert run_argv == ["/bin/sh", "-c", f"{INLINE_DIR}/EOF"]
+        script = tmp_path / INLINE_DIR.lstrip("/") / "EOF"
+        assert script.read_text() == "#!/bin/sh\necho hi\n"
+        assert script.stat().st_mode & 0o777 == 0o755
+    assert not (tmp_path / INLINE_DIR.lstrip("/")).exists()
+    assert INLINE_DIR.lstrip("/") in adapt.new_snapshotter(tmp_path, ()).ignore
+
+
+def test_inline_files_never_written_through_a_symlink(tmp_path: Path) -> None:
+    from engine.build.inline import INLINE_DIR, provided_files
+    from engine.dockerfile.commands import InlineFile
+    from engine.errors import BuildError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / INLINE_DIR.lstrip("/")).symlink_to(outside)
+    files = [InlineFile("/dev/pipes/EOF", "#!/bin/sh\n")]
+    with pytest.raises(BuildError), provided_files(rootfs, files, ["/dev/pipes/EOF"]):
+        pass
+    assert list(outside.iterdir()) == []
 
 
 @dataclass
@@ -107,3 +142,13 @@ def test_onbuild_expression_is_stored_unexpanded() -> None:
     (ins,) = _instructions("ONBUILD RUN echo $HOME\n")
     cfg = StageConfig.scratch()
     assert cfg.apply_onbuild(adapt.onbuild_expression(ins)) == "ONBUILD RUN echo $HOME"
+
+
+def test_run_env_has_default_path_when_the_image_env_has_none() -> None:
+    from engine.dockerfile import build_stage_graph
+
+    graph = build_stage_graph(parse_dockerfile("FROM scratch\n"), {})
+    scope = graph.global_scope.stage_scope({"A": "1"})
+    env = adapt.run_env(scope, StageConfig.scratch())
+    assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert env["A"] == "1"

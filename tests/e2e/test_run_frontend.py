@@ -1,0 +1,36 @@
+"""RUN as BuildKit builds its argv: heredoc scripts (a `#!` body runs as a file under
+/dev/pipes) and RUN flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.harness import E2E, entry, exists, history_of
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_heredoc_with_shebang_runs_as_a_script_that_never_reaches_a_layer(e2e: E2E) -> None:
+    dockerfile = (
+        "FROM {base}\n"
+        "RUN <<EOF\n"
+        "#!/bin/awk -f\n"  # not shell syntax: only works when run as a file
+        'BEGIN { print "awk ran" > "/script-out" }\n'
+        "EOF\n"
+        "USER app\n"
+        "RUN <<EOF\n#!/bin/sh\nid -u > /tmp/uid\nEOF\n"
+    )
+    b = e2e.build("runshebang", dockerfile).ok()
+    assert entry(b.rootfs, "/script-out").content == "awk ran\n"
+    assert entry(b.rootfs, "/tmp/uid").content == "1000\n"  # readable by a non-root USER
+    assert not exists(b.rootfs, "/.brickyard-pipes")
+    assert not exists(b.rootfs, "/dev/pipes")
+    assert history_of(b)[-1]["created_by"] == "RUN /bin/sh -c /dev/pipes/EOF"
+    assert history_of(b)[-3]["created_by"] == "RUN /bin/sh -c /dev/pipes/EOF"
+
+
+def test_run_with_several_heredocs_on_one_line_gets_them_all(e2e: E2E) -> None:
+    dockerfile = "FROM {base}\nRUN cat <<A > /a && cat <<B > /b\nfirst $HOME\nA\nsecond\nB\n"
+    b = e2e.build("runtwoheredocs", dockerfile).ok()
+    assert entry(b.rootfs, "/a").content == "first /root\n"  # the shell expands RUN bodies
+    assert entry(b.rootfs, "/b").content == "second\n"
