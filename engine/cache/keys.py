@@ -131,11 +131,19 @@ def hash_sources(
         can_skip_dir = getattr(owner_obj, "can_skip_dir", None)
     h = hashlib.sha256()
     h.update(f"brickyard-sources-v{KEY_VERSION}\n".encode())
+    real_root = root.resolve()
     for src in sources:
         rel = _relative(root, src)
         _feed_entry(h, src, rel, owner)
-        if src.is_dir() and not src.is_symlink():
-            _feed_tree(h, root, src, owner, excluded, can_skip_dir)
+        target = src
+        if src.is_symlink():
+            # COPY follows a symlink named as a source: what it points at is what is copied.
+            resolved = src.resolve()
+            if resolved.exists() and resolved.is_relative_to(real_root):
+                target = root / resolved.relative_to(real_root)
+                _feed_entry(h, target, _relative(root, target), owner)
+        if target.is_dir() and not target.is_symlink():
+            _feed_tree(h, root, target, owner, excluded, can_skip_dir)
     return h.hexdigest()
 
 

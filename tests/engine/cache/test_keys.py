@@ -241,3 +241,14 @@ def test_ignored_directory_tree_is_not_read_when_nothing_is_reincluded(
     scanned.clear()
     hash_sources(context, [context / "src"], excluded=lambda rel: rel.startswith("src/node_"))
     assert "src/node_modules" in scanned  # no can_skip_dir: walked, to be safe
+
+
+def test_a_symlinked_source_is_hashed_by_what_it_points_at(context: Path) -> None:
+    (context / "current").symlink_to("src")
+    (context / "conf.link").symlink_to("app.conf")
+    first = hash_sources(context, [context / "current", context / "conf.link"])
+    (context / "src/a.py").write_text("print('changed')\n")
+    second = hash_sources(context, [context / "current", context / "conf.link"])
+    assert second != first
+    (context / "app.conf").write_text("port=1\n")
+    assert hash_sources(context, [context / "current", context / "conf.link"]) != second
