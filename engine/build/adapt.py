@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.build.config import StageConfig
-from engine.errors import DockerfileError
+from engine.errors import BuildError, DockerfileError
+
+
+class UnsupportedInstruction(BuildError):
+    """A valid instruction option brickyard cannot honour yet. Never ignored: running
+    without it would change what the step does. Message: "FILE:LINE: what"."""
+
 
 # ---- instructions -----------------------------------------------------------------------
 
@@ -151,6 +157,31 @@ def run_command(ins: Any, shell: Sequence[str]) -> Any:
     from engine.dockerfile.commands import run_command as _run_command
 
     return _run_command(ins, shell)
+
+
+NETWORK_MODES = ("default", "none", "host")
+SECURITY_MODES = ("sandbox", "insecure")
+
+
+def run_network(ins: Any, filename: str = "Dockerfile") -> str:
+    """RUN's flags checked: the network mode to run with ("default" or "host", both the
+    build's own network, as kaniko runs every step), or UnsupportedInstruction naming the
+    line for what would change the step's meaning if ignored."""
+    where = f"{filename}:{line(ins)}" if line(ins) is not None else filename
+    values = flags(ins)
+    if "mount" in values:
+        raise UnsupportedInstruction(f"{where}: RUN --mount is not supported yet")
+    security = values.get("security", "sandbox")
+    if security not in SECURITY_MODES:
+        raise UnsupportedInstruction(f"{where}: RUN --security={security}: unknown mode")
+    if security == "insecure":
+        raise UnsupportedInstruction(f"{where}: RUN --security=insecure is not supported yet")
+    network = values.get("network", "default")
+    if network not in NETWORK_MODES:
+        raise UnsupportedInstruction(f"{where}: RUN --network={network}: unknown network mode")
+    if network == "none":
+        raise UnsupportedInstruction(f"{where}: RUN --network=none is not supported yet")
+    return network
 
 
 # ---- snapshots ----------------------------------------------------------------------------

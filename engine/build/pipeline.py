@@ -96,6 +96,7 @@ class Pipeline:
         context_dir = sources.open_build_context(self.options, self.workspace, self.stdin)
         dockerfile_text, dockerfile_name = sources.read_dockerfile(self.options, context_dir)
         graph = sources.stage_graph(self.options, dockerfile_text, dockerfile_name)
+        sources.check_supported(sources.build_order(graph), dockerfile_name)
         for stage in sources.build_order(graph):
             base = sources.base_text(stage)
             if sources.base_stage_index(stage) >= 0 or base.lower() == "scratch":
@@ -112,6 +113,7 @@ class Pipeline:
         order = sources.build_order(graph)
         if not order:
             raise DockerfileError("no stage to build", file=dockerfile_name)
+        sources.check_supported(order, dockerfile_name)
         self.log.info(f"Built cross stage deps: {sources.cross_stage_deps(order)}")
 
         last_use = sources.last_uses(order)
@@ -171,6 +173,7 @@ class Pipeline:
                 matcher=matcher,
                 ensure_local=self.ensure_local,
                 image_digest=lambda image: self.resolve_base(image).digest,
+                dockerfile_name=dockerfile_name,
             )
             runner = StageRunner(
                 stage_env,

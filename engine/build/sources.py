@@ -122,6 +122,15 @@ def base_chain(order: Sequence[Any]) -> set[int]:
     return chain
 
 
+def check_supported(order: Sequence[Any], filename: str) -> None:
+    """Refuse, before anything runs, what the stages ask for and brickyard cannot do yet
+    (RUN --mount, --network=none, --security=insecure)."""
+    for stage in order:
+        for ins in [*(getattr(stage, "triggers", None) or []), *stage.instructions]:
+            if adapt.keyword(ins) == "RUN":
+                adapt.run_network(ins, filename)
+
+
 def stage_scope(graph: Any, config: StageConfig, parent_scope: Any = None) -> Any:
     """A stage's ARG/ENV scope. FROM <stage> starts from that stage's finished scope, so
     its ARG values carry over as in BuildKit."""

@@ -91,6 +91,7 @@ class StageEnv:
     matcher: Any = None  # .dockerignore of the context
     ensure_local: Callable[[LayerRef], Path] | None = None  # fetch a layer blob if needed
     image_digest: Callable[[str], str] | None = None  # manifest digest of an image reference
+    dockerfile_name: str = "Dockerfile"  # how errors name the Dockerfile
 
 
 class StageRunner:
@@ -269,7 +270,7 @@ class StageRunner:
                 return
         try:
             blob, created_by = self._dispatch(keyword, expanded, ins, label, text)
-        except DockerfileError:
+        except (DockerfileError, adapt.UnsupportedInstruction):
             raise
         except BuildError as exc:
             msg = str(exc)
@@ -405,9 +406,7 @@ class StageRunner:
         raise DockerfileError(f"unknown instruction: {keyword}", line=adapt.line(ins))
 
     def _run(self, ins: Any, label: str, text: str) -> tuple[LayerBlob | None, str]:
-        for flag in adapt.flags(ins):
-            # BuildKit-only RUN options (--mount, --network, --security): kaniko has none
-            self.log.warn(f"{label}: RUN --{flag} is not supported yet; running without it")
+        adapt.run_network(ins, self.env.dockerfile_name)  # base image triggers: seen here first
         command = adapt.run_command(ins, self.config.shell)
         argv = list(command.argv)
         run_env = adapt.run_env(self.scope, self.config)

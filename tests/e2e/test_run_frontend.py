@@ -34,3 +34,30 @@ def test_run_with_several_heredocs_on_one_line_gets_them_all(e2e: E2E) -> None:
     b = e2e.build("runtwoheredocs", dockerfile).ok()
     assert entry(b.rootfs, "/a").content == "first /root\n"  # the shell expands RUN bodies
     assert entry(b.rootfs, "/b").content == "second\n"
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--mount=type=cache,target=/root/.cache", "RUN --mount is not supported yet"),
+        ("--security=insecure", "RUN --security=insecure is not supported yet"),
+        ("--network=none", "RUN --network=none is not supported yet"),
+    ],
+)
+def test_run_flags_that_change_meaning_fail_before_any_step_naming_the_line(
+    e2e: E2E, flag: str, message: str
+) -> None:
+    dockerfile = f"FROM {{base}}\nRUN echo first-step-ran\nRUN {flag} echo hi\n"
+    b = e2e.build("runflag", dockerfile)
+    assert b.rc == 7
+    errors = [line for line in b.log.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {b.context / 'Dockerfile'}:3: {message}"]
+    assert "first-step-ran" not in b.log  # refused before anything ran
+
+
+def test_run_network_default_and_host_run_on_the_build_network(e2e: E2E) -> None:
+    dockerfile = "FROM {base}\nRUN --network=default echo d > /d\nRUN --network=host echo h > /h\n"
+    b = e2e.build("runnetwork", dockerfile).ok()
+    assert entry(b.rootfs, "/d").content == "d\n"
+    assert entry(b.rootfs, "/h").content == "h\n"
+    assert "not supported" not in b.log

@@ -152,3 +152,17 @@ def test_run_env_has_default_path_when_the_image_env_has_none() -> None:
     env = adapt.run_env(scope, StageConfig.scratch())
     assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     assert env["A"] == "1"
+
+
+def test_unsupported_run_flags_in_onbuild_triggers_are_refused_at_the_from_line() -> None:
+    from engine.dockerfile import build_stage_graph
+    from engine.errors import BuildError
+
+    text = "FROM scratch AS a\nONBUILD RUN --mount=type=bind,target=/x true\nFROM a\n"
+    graph = build_stage_graph(parse_dockerfile(text, filename="df"), {})
+    with pytest.raises(adapt.UnsupportedInstruction) as err:
+        sources.check_supported(graph.needed_stages(), "df")
+    assert str(err.value) == "df:3: RUN --mount is not supported yet"
+    assert isinstance(err.value, BuildError) and err.value.exit_code == 7
+    ok = build_stage_graph(parse_dockerfile("FROM scratch\nRUN --network=host true\n"), {})
+    sources.check_supported(ok.needed_stages(), "df")
