@@ -163,10 +163,10 @@ NETWORK_MODES = ("default", "none", "host")
 SECURITY_MODES = ("sandbox", "insecure")
 
 
-def run_network(ins: Any, filename: str = "Dockerfile") -> str:
-    """RUN's flags checked: the network mode to run with ("default" or "host", both the
-    build's own network, as kaniko runs every step), or UnsupportedInstruction naming the
-    line for what would change the step's meaning if ignored."""
+def check_run_flags(ins: Any, filename: str = "Dockerfile") -> None:
+    """Refuse, naming the line, a RUN option that would change what the step does if it
+    were ignored. --network=default and =host both mean the build's own network, where
+    kaniko runs every step."""
     where = f"{filename}:{line(ins)}" if line(ins) is not None else filename
     values = flags(ins)
     if "mount" in values:
@@ -181,7 +181,6 @@ def run_network(ins: Any, filename: str = "Dockerfile") -> str:
         raise UnsupportedInstruction(f"{where}: RUN --network={network}: unknown network mode")
     if network == "none":
         raise UnsupportedInstruction(f"{where}: RUN --network=none is not supported yet")
-    return network
 
 
 # ---- snapshots ----------------------------------------------------------------------------

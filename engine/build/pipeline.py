@@ -150,7 +150,7 @@ class Pipeline:
             base_idx = sources.base_stage_index(stage)
             parent_scope = results[base_idx].scope if base_idx >= 0 else None
             scope = sources.stage_scope(graph, config, parent_scope)
-            triggers = sources.stage_triggers(stage, config)
+            triggers = sources.stage_triggers(stage, config, dockerfile_name)
             if triggers:
                 self.log.info(f"Executing {len(triggers)} build triggers")
                 steps.total += len(triggers)

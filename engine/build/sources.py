@@ -128,7 +128,7 @@ def check_supported(order: Sequence[Any], filename: str) -> None:
     for stage in order:
         for ins in [*(getattr(stage, "triggers", None) or []), *stage.instructions]:
             if adapt.keyword(ins) == "RUN":
-                adapt.run_network(ins, filename)
+                adapt.check_run_flags(ins, filename)
 
 
 def stage_scope(graph: Any, config: StageConfig, parent_scope: Any = None) -> Any:
@@ -137,21 +137,18 @@ def stage_scope(graph: Any, config: StageConfig, parent_scope: Any = None) -> An
     return graph.global_scope.stage_scope(config.env_dict(), parent=parent_scope)
 
 
-def stage_triggers(stage: Any, config: StageConfig) -> list[Any]:
+def stage_triggers(stage: Any, config: StageConfig, filename: str) -> list[Any]:
     """ONBUILD triggers to run first: a base stage's ONBUILD instructions (the graph parsed
-    them, reported at this stage's FROM line), else those in the base image's config."""
+    them), else those in the base image's config; either way reported at this stage's FROM
+    line, as BuildKit does."""
     if base_stage_index(stage) >= 0:
         return list(getattr(stage, "triggers", None) or [])
-    return parse_triggers(config.onbuild_triggers)
-
-
-def parse_triggers(triggers: Sequence[str]) -> list[Any]:
-    if not triggers:
+    if not config.onbuild_triggers:
         return []
-    from engine.dockerfile import parse_dockerfile
+    from engine.dockerfile import parse_trigger
 
-    text = "\n".join(triggers) + "\n"
-    return list(parse_dockerfile(text, filename="ONBUILD").instructions)
+    at = int(getattr(stage.from_instruction, "line", 0) or 0)
+    return [parse_trigger(t, filename=filename, line=at) for t in config.onbuild_triggers]
 
 
 def isolation_for(options: Any) -> Any:

@@ -406,7 +406,7 @@ class StageRunner:
         raise DockerfileError(f"unknown instruction: {keyword}", line=adapt.line(ins))
 
     def _run(self, ins: Any, label: str, text: str) -> tuple[LayerBlob | None, str]:
-        adapt.run_network(ins, self.env.dockerfile_name)  # base image triggers: seen here first
+        adapt.check_run_flags(ins, self.env.dockerfile_name)  # base image triggers: seen here first
         command = adapt.run_command(ins, self.config.shell)
         argv = list(command.argv)
         run_env = adapt.run_env(self.scope, self.config)

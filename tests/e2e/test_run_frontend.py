@@ -61,3 +61,23 @@ def test_run_network_default_and_host_run_on_the_build_network(e2e: E2E) -> None
     assert entry(b.rootfs, "/d").content == "d\n"
     assert entry(b.rootfs, "/h").content == "h\n"
     assert "not supported" not in b.log
+
+
+def test_dryrun_refuses_unsupported_run_flags_too(e2e: E2E) -> None:
+    b = e2e.build(
+        "runflagdry", "FROM {base}\nRUN --mount=type=bind,target=/x true\n", args=["--dryrun"]
+    )
+    assert b.rc == 7
+    assert f"error: {b.context / 'Dockerfile'}:2: RUN --mount is not supported yet" in b.log
+
+
+def test_base_image_trigger_with_unsupported_flag_is_reported_at_the_from_line(
+    e2e: E2E,
+) -> None:
+    parent = e2e.build(
+        "runflagparent", "FROM {base}\nONBUILD RUN --mount=type=cache,target=/c true\n"
+    ).ok()
+    child = e2e.build("runflagchild", f"# child\nFROM {parent.ref}\nRUN true\n")
+    assert child.rc == 7
+    errors = [line for line in child.log.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {child.context / 'Dockerfile'}:2: RUN --mount is not supported yet"]
