@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import E2E, entry, exists, history_of
+from tests.e2e.harness import E2E, entry, exists, history_of, new_layers
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +81,9 @@ def test_base_image_trigger_with_unsupported_flag_is_reported_at_the_from_line(
     assert child.rc == 7
     errors = [line for line in child.log.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: {child.context / 'Dockerfile'}:2: RUN --mount is not supported yet"]
+
+
+def test_shebang_script_that_changes_nothing_makes_no_layer(e2e: E2E) -> None:
+    b = e2e.build("runshebangnoop", "FROM {base}\nRUN <<EOF\n#!/bin/sh\ntrue\nEOF\n").ok()
+    assert new_layers(b) == []
+    assert history_of(b)[-1].get("empty_layer") is True
