@@ -1,7 +1,7 @@
 """Apply a layer blob to a rootfs, as Docker/containerd do, without ever writing outside it.
 
-Entries are applied in tar order. Names are cleaned relative to the root (a leading '/' is
-dropped, as containerd does); a `..` that climbs above the root is refused. Parent
+Entries are applied in tar order. Names are cleaned relative to the root; absolute names and
+absolute hardlink targets are refused (DESIGN.md), as is a `..` that climbs above the root. Parent
 directories are resolved with `resolve_in_root(strict=True)`, so a write through a symlink
 lands where it would inside the container (absolute targets re-rooted) and never outside;
 the last component is never followed (existing entries are removed first, files are created
@@ -143,6 +143,9 @@ class _Extractor:
     def apply(self, entry: LayerEntry) -> None:
         info = entry.info
         raw_name = info.name
+        if raw_name.startswith("/"):
+            # DESIGN: absolute names are refused, not re-rooted; no honest image tool writes them.
+            raise UnsafeLayer(f"layer entry {raw_name!r}: absolute path")
         rel = clean_relative(raw_name, strict=True, what=repr(raw_name))
         parent, _, base = rel.rpartition("/")
         if base.startswith(WHITEOUT_PREFIX):
@@ -225,6 +228,8 @@ class _Extractor:
 
     def hardlink(self, host: str, info: tarfile.TarInfo, raw_name: str) -> None:
         what = f"hardlink {raw_name!r} -> {info.linkname!r}"
+        if info.linkname.startswith("/"):
+            raise UnsafeLayer(f"layer entry {what}: absolute link target")
         target_rel = clean_relative(info.linkname, strict=True, what=what)
         if not target_rel:
             raise UnsafeLayer(f"layer entry {what}: target is the root")
