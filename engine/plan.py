@@ -215,11 +215,14 @@ def make_plan(
     matcher = load_dockerignore(context_dir, dockerfile)
     ignore_file = dockerignore_path(context_dir, dockerfile)
     order = [s.index for s in graph.needed_stages()]
-    stage_env: dict[int, dict[str, str]] = {}
+    stage_scopes: dict[int, Any] = {}
     stages: list[StagePlan] = []
     for stage in graph.stages:
-        base_env = stage_env.get(stage.base_stage, {}) if stage.base_stage is not None else {}
-        scope = graph.global_scope.stage_scope(base_env)
+        # FROM <stage> starts from that stage's finished scope (its ENV and ARG values),
+        # as the build does (engine/build/sources.stage_scope).
+        parent = stage_scopes.get(stage.base_stage) if stage.base_stage is not None else None
+        base_env = dict(parent.env) if parent is not None else {}
+        scope = graph.global_scope.stage_scope(base_env, parent=parent)
         sp = StagePlan(
             index=stage.index,
             name=stage.name,
@@ -242,7 +245,7 @@ def make_plan(
                 else:
                     ip.sources = _plan_sources(expanded, context_dir, matcher)
             sp.instructions.append(ip)
-        stage_env[stage.index] = dict(scope.env)
+        stage_scopes[stage.index] = scope
         stages.append(sp)
     context_files = sum(1 for e in walk_context(context_dir, matcher) if not e.is_dir)
     return Plan(

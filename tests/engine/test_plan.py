@@ -180,3 +180,18 @@ def test_plan_copy_exclude_is_relative_to_the_copied_source(
         "src/main.py",
     ]
     assert src == ["src/pkg/m.py"]
+
+
+def test_plan_stage_built_from_a_stage_starts_from_its_finished_scope(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ARG values of the parent stage carry over (BuildKit), as they do in the build."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM alpine AS base\nARG V=1.5\nENV E=env-$V\n"
+        "FROM base AS child\nWORKDIR /w-$V-$E\nRUN echo $V\n"
+    )
+    data = plan_json(["-c", str(ctx)], capsys)
+    child = data["stages"][1]["instructions"]
+    assert child[0]["text"] == "WORKDIR /w-1.5-env-1.5"
