@@ -10,6 +10,7 @@ import io
 import re
 import shutil
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import redirect_stderr
@@ -245,6 +246,31 @@ def execute(
         error_line=eline,
         stderr_tail=captured.splitlines()[-20:],
     )
+
+
+def plan_and_execute(
+    ctx: RefContext,
+    inputs: BuildInputs,
+    env: Mapping[str, str],
+    *,
+    executor_args: Sequence[str],
+    log: LogSections,
+    out: TextIO,
+    runner: Runner = run_executor,
+    temp_root: str | None = None,
+) -> BuildOutcome:
+    """Plan the executor call in a fresh work dir (under `temp_root`, else the system's) and run
+    it: the step every CI's `build` command shares."""
+    workdir = Path(tempfile.mkdtemp(prefix="brickyard-", dir=temp_root))
+    plan = plan_build(ctx, inputs, env, workdir=workdir, executor_args=executor_args)
+    return execute(plan, log, out, runner=runner)
+
+
+def write_failure(out: TextIO, outcome: BuildOutcome) -> None:
+    """A failed build as plain log lines: the error, then a hint per credential problem."""
+    out.write(f"error: build failed: {outcome.error}\n")
+    for problem in outcome.plan.auth.problems:
+        out.write(f"hint: {problem}\n")
 
 
 def _quote(arg: str) -> str:

@@ -90,6 +90,12 @@ class BuildInputs:
             return shlex.split(self.values[name].replace("\\\n", " "))
         return split_list(self.values[name], csv=kind == "csv")
 
+    def with_default(self, name: str, value: str) -> BuildInputs:
+        """These inputs, with `name` set to `value` when it was left empty."""
+        if self.text(name):
+            return self
+        return BuildInputs({**self.values, name: value})
+
 
 def build_parser(prog: str, *, github: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Build and push an image.")

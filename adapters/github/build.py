@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from adapters.ci import CI, ref_context
-from adapters.executor import BuildOutcome, Runner, execute, plan_build, run_executor
+from adapters.executor import BuildOutcome, Runner, plan_and_execute, run_executor
 from adapters.inputs import read_inputs
 from adapters.logsections import GitHubSections
 from adapters.report import render_markdown
@@ -101,15 +100,23 @@ def github_build(
         if token:
             log.mask(token)  # before anything could echo it
         ctx = ref_context(env, CI.GITHUB)
-        workdir = Path(tempfile.mkdtemp(prefix="brickyard-", dir=env.get("RUNNER_TEMP") or None))
-        plan = plan_build(ctx, inputs, env, workdir=workdir, executor_args=extra)
-        outcome = execute(plan, log, out, runner=runner)
+        outcome = plan_and_execute(
+            ctx,
+            inputs,
+            env,
+            executor_args=extra,
+            log=log,
+            out=out,
+            runner=runner,
+            temp_root=env.get("RUNNER_TEMP") or None,
+        )
     except BrickyardError as exc:
         out.write(annotation("error", str(exc), title="brickyard") + "\n")
         return exc.exit_code
     if outcome.exit_code != 0:
         if outcome.error_line is not None:
-            dockerfile = plan.argv[plan.argv.index("--dockerfile") + 1]
+            argv = outcome.plan.argv
+            dockerfile = argv[argv.index("--dockerfile") + 1]
             path = _annotation_file(outcome.error_file, dockerfile, env.get("GITHUB_WORKSPACE", ""))
             message = outcome.error.split(": ", 1)[-1] if ": " in outcome.error else outcome.error
             out.write(
@@ -118,7 +125,7 @@ def github_build(
             )
         else:
             out.write(annotation("error", outcome.error, title="brickyard build failed") + "\n")
-        for problem in plan.auth.problems:
+        for problem in outcome.plan.auth.problems:
             out.write(annotation("warning", problem, title="registry credentials") + "\n")
         out.flush()
         failed = outcome.report if outcome.report.error else None

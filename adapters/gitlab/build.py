@@ -7,13 +7,12 @@ BRICKYARD_IMAGE, BRICKYARD_IMAGE_DIGEST, BRICKYARD_IMAGE_TAGS and BRICKYARD_IMAG
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from adapters.ci import CI, ref_context
-from adapters.executor import BuildOutcome, Runner, execute, plan_build, run_executor
+from adapters.executor import BuildOutcome, Runner, plan_and_execute, run_executor, write_failure
 from adapters.inputs import read_inputs
 from adapters.logsections import GitLabSections, section
 from adapters.report import render_markdown
@@ -53,18 +52,19 @@ def gitlab_build(
 ) -> int:
     out = out or sys.stdout
     inputs, extra = read_inputs(argv, env, prog="brickyard gitlab build")
-    if not inputs.text("report-file"):
-        # Kept in the project dir so `brickyard gitlab report` (after_script) can read it.
-        values = dict(inputs.values)
-        # Relative: job scripts and artifact paths both start in the project directory.
-        values["report-file"] = "brickyard-report.json"
-        inputs = type(inputs)(values)
+    # Kept in the project dir so `brickyard gitlab report` (after_script) can read it.
+    # Relative: job scripts and artifact paths both start in the project directory.
+    inputs = inputs.with_default("report-file", "brickyard-report.json")
     log = GitLabSections(out)
-    workdir = Path(tempfile.mkdtemp(prefix="brickyard-"))
-    plan = plan_build(
-        ref_context(env, CI.GITLAB), inputs, env, workdir=workdir, executor_args=extra
+    outcome = plan_and_execute(
+        ref_context(env, CI.GITLAB),
+        inputs,
+        env,
+        executor_args=extra,
+        log=log,
+        out=out,
+        runner=runner,
     )
-    outcome = execute(plan, log, out, runner=runner)
     if outcome.exit_code == 0:
         dotenv = Path(inputs.text("dotenv"))
         write_dotenv(dotenv, dotenv_lines(outcome))
@@ -72,8 +72,6 @@ def gitlab_build(
             out.write(render_markdown(outcome.report))
             out.write(f"dotenv report: {dotenv}\n")
     else:
-        out.write(f"error: build failed: {outcome.error}\n")
-        for problem in plan.auth.problems:
-            out.write(f"hint: {problem}\n")
+        write_failure(out, outcome)
     out.flush()
     return outcome.exit_code

@@ -8,14 +8,13 @@ brickyard-digest in the workspace for archiveArtifacts.
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
 from adapters.ci import CI, ref_context
-from adapters.executor import Runner, execute, plan_build, run_executor
-from adapters.inputs import BuildInputs, read_inputs
+from adapters.executor import Runner, plan_and_execute, run_executor, write_failure
+from adapters.inputs import read_inputs
 from adapters.logsections import PlainSections, section
 from adapters.report import render_markdown
 
@@ -30,10 +29,7 @@ def jenkins_build(
     out = out or sys.stdout
     inputs, extra = read_inputs(argv, env, prog="brickyard jenkins build")
     workspace = Path(env.get("WORKSPACE") or ".")
-    if not inputs.text("report-file"):
-        inputs = BuildInputs(
-            {**inputs.values, "report-file": str(workspace / "brickyard-report.json")}
-        )
+    inputs = inputs.with_default("report-file", str(workspace / "brickyard-report.json"))
     log = PlainSections(out)
     ctx = ref_context(env, CI.JENKINS)
     if env.get("BUILD_NUMBER"):
@@ -41,9 +37,9 @@ def jenkins_build(
             f"brickyard: {env.get('JOB_NAME', 'job')} #{env['BUILD_NUMBER']} "
             f"({ctx.kind} {ctx.name or '?'} at {ctx.short_sha or '?'})\n"
         )
-    workdir = Path(tempfile.mkdtemp(prefix="brickyard-"))
-    plan = plan_build(ctx, inputs, env, workdir=workdir, executor_args=extra)
-    outcome = execute(plan, log, out, runner=runner)
+    outcome = plan_and_execute(
+        ctx, inputs, env, executor_args=extra, log=log, out=out, runner=runner
+    )
     if outcome.exit_code == 0:
         markdown = render_markdown(outcome.report)
         (workspace / "brickyard-report.md").write_text(markdown, encoding="utf-8")
@@ -51,8 +47,6 @@ def jenkins_build(
         with section(log, "report", "Build report"):
             out.write(markdown)
     else:
-        out.write(f"error: build failed: {outcome.error}\n")
-        for problem in plan.auth.problems:
-            out.write(f"hint: {problem}\n")
+        write_failure(out, outcome)
     out.flush()
     return outcome.exit_code
