@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from engine.dockerfile.flags import go_duration_seconds
 from engine.errors import NotImplementedFlag, UsageError
 
 log = logging.getLogger(__name__)
@@ -293,39 +294,12 @@ def parse_go_bool(text: str, what: str) -> bool:
     raise UsageError(f"invalid boolean {text!r} for {what} (use true or false)")
 
 
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
 def parse_go_duration(text: str, what: str) -> timedelta:
     """time.ParseDuration: "336h", "1h30m", "1.5s", "-2m", "0"."""
-    body = text
-    sign = 1
-    if body[:1] in "+-" and body:
-        sign = -1 if body[0] == "-" else 1
-        body = body[1:]
-    if body == "0":
-        return timedelta(0)
-    pos = 0
-    seconds = 0.0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if not m:
-            raise UsageError(f"invalid duration {text!r} for {what} (e.g. 336h, 1h30m, 90s)")
-        seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if not body:
-        raise UsageError(f"invalid duration {text!r} for {what} (e.g. 336h, 1h30m, 90s)")
-    return timedelta(seconds=sign * seconds)
+    try:
+        return timedelta(seconds=go_duration_seconds(text))
+    except ValueError:
+        raise UsageError(f"invalid duration {text!r} for {what} (e.g. 336h, 1h30m, 90s)") from None
 
 
 def format_duration(value: timedelta) -> str:

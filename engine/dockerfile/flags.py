@@ -94,10 +94,14 @@ _DURATION_UNITS = {
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
-def parse_go_duration(text: str) -> float:
-    """Go's time.ParseDuration ("1m30s", "500ms") in seconds (HEALTHCHECK options)."""
-    body = text.lstrip("+-")
-    sign = -1.0 if text.startswith("-") else 1.0
+def go_duration_seconds(text: str) -> float:
+    """Go's time.ParseDuration ("1m30s", "500ms", "-2m", "0") in seconds; ValueError with Go's
+    message otherwise. Shared by HEALTHCHECK options and the CLI's duration flags."""
+    body = text
+    sign = 1.0
+    if body[:1] in ("+", "-"):  # one sign at most, as in Go
+        sign = -1.0 if body[0] == "-" else 1.0
+        body = body[1:]
     if body == "0":
         return 0.0
     pos = 0

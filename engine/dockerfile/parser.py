@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from engine.dockerfile.flags import FlagError, parse_flags, parse_go_duration
+from engine.dockerfile.flags import FlagError, go_duration_seconds, parse_flags
 from engine.dockerfile.lineparse import (
     Node,
     ParseError,
@@ -269,7 +269,7 @@ def _check_healthcheck(args: tuple[str, ...], flag_values: tuple[tuple[str, str]
                 raise ParseError(f"--retries cannot be negative ({retries})")
         elif value:
             try:
-                seconds = parse_go_duration(value)
+                seconds = go_duration_seconds(value)
             except ValueError as exc:
                 raise ParseError(str(exc)) from None
             if seconds != 0 and seconds < 0.001:
