@@ -48,6 +48,11 @@ def base_env(state: Path) -> dict[str, str]:
     return env
 
 
+def build_arg_flags(case: Case) -> list[str]:
+    """The case's build args as `--build-arg K=V` pairs: every builder spells them the same."""
+    return [f for k, v in case.build_args.items() for f in ("--build-arg", f"{k}={v}")]
+
+
 class Builder:
     name = ""
     pushes_in_build = False
@@ -108,8 +113,7 @@ class Brickyard(Builder):
             "--kaniko-dir",
             str(state / "kaniko"),
         ]
-        for k, v in case.build_args.items():
-            argv += ["--build-arg", f"{k}={v}"]
+        argv += build_arg_flags(case)
         if cache_repo:
             argv += ["--cache=true", "--cache-copy-layers=true", "--cache-repo", cache_repo]
         return Invocation(argv, env)
@@ -175,8 +179,7 @@ class Buildah(Builder):
             "-t",
             "bench-image",
         ]
-        for k, v in case.build_args.items():
-            argv += ["--build-arg", f"{k}={v}"]
+        argv += build_arg_flags(case)
         argv.append(str(ctx))
         return Invocation(argv, base_env(state))
 
@@ -217,8 +220,7 @@ class ChImage(Builder):
             "-f",
             str(ctx / "Dockerfile"),
         ]
-        for k, v in case.build_args.items():
-            argv += ["--build-arg", f"{k}={v}"]
+        argv += build_arg_flags(case)
         argv.append(str(ctx))
         return Invocation(argv, base_env(state))
 
