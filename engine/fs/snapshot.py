@@ -81,6 +81,7 @@ def scan(
     stack = [start]
     helper: _ScanHelper | None = None
     new = _NEW
+    stat_entry = _stat_entry
     try:
         while stack:
             if (
@@ -119,21 +120,7 @@ def scan(
                         link = os.readlink(de.name, dir_fd=dfd) if stat.S_ISLNK(mode) else None
                     except FileNotFoundError:
                         continue
-                    index[r] = new(
-                        StatEntry,
-                        (
-                            mode,
-                            st.st_uid,
-                            st.st_gid,
-                            st.st_size,
-                            st.st_mtime_ns,
-                            st.st_ctime_ns,
-                            st.st_ino,
-                            link,
-                            st.st_nlink,
-                            st.st_rdev,
-                        ),
-                    )
+                    index[r] = stat_entry(st, link)
                     if stat.S_ISDIR(mode):
                         stack.append(r)
             finally:
@@ -202,20 +189,27 @@ def _send(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _entry(st: os.stat_result, host: str) -> StatEntry:
-    link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else None
-    return StatEntry(
-        st.st_mode,
-        st.st_uid,
-        st.st_gid,
-        st.st_size,
-        st.st_mtime_ns,
-        st.st_ctime_ns,
-        st.st_ino,
-        link,
-        st.st_nlink,
-        st.st_rdev,
+def _stat_entry(st: os.stat_result, link: str | None) -> StatEntry:
+    """The index entry for one lstat (tuple.__new__: the walk makes one per file)."""
+    return _NEW(
+        StatEntry,
+        (
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            link,
+            st.st_nlink,
+            st.st_rdev,
+        ),
     )
+
+
+def _entry(st: os.stat_result, host: str) -> StatEntry:
+    return _stat_entry(st, os.readlink(host) if stat.S_ISLNK(st.st_mode) else None)
 
 
 def _parents_into(paths: Iterable[str], out: set[str]) -> None:
