@@ -13,17 +13,28 @@ chroot (root) gives a step, best first: mount+pid namespaces with a fresh /proc,
 all, /dev nodes made with mknod (Docker's seccomp profile), said once. rootless (non-root)
 maps the caller to 0 and its /etc/subuid range to 1..N. Every step runs in its own session;
 its process group (and pid namespace) is killed when its main process exits.
+
+Per step, `run(..., files=[(name, bytes, mode)])` puts files in the step's /dev/pipes (BuildKit's
+heredoc scripts), `network="none"` gives it a network namespace with only loopback, and
+`mounts=[StepMount(...)]` binds host paths or a tmpfs at container paths (RUN --mount, resolved
+by the build). Tiers without namespaces refuse the last two with `NotAvailableHere`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
 from engine.errors import BuildError, UsageError
-from engine.run.backends import ChrootIsolation, InplaceIsolation, RootlessIsolation
+from engine.run.backends import (
+    ChrootIsolation,
+    InplaceIsolation,
+    NotAvailableHere,
+    RootlessIsolation,
+)
 from engine.run.idmap import ContainerIds, rootless_container_ids
+from engine.run.mounts import PIPES_DIR, StepMount
 from engine.run.prepare import TRANSIENT_PATHS
 from engine.run.spawn import DEFAULT_PATH, step_env
 from engine.run.user import UserIds, resolve_chown, resolve_user
@@ -42,6 +53,9 @@ class Isolation(Protocol):
         user: str | None,
         step_label: str,
         out: TextIO,
+        files: Sequence[tuple[str, bytes, int]] = (),
+        network: str = "default",
+        mounts: Sequence[StepMount] = (),
     ) -> int: ...
 
 
@@ -96,11 +110,14 @@ def run_step(
 __all__ = [
     "BACKENDS",
     "DEFAULT_PATH",
+    "PIPES_DIR",
     "ChrootIsolation",
     "ContainerIds",
     "InplaceIsolation",
     "Isolation",
+    "NotAvailableHere",
     "RootlessIsolation",
+    "StepMount",
     "UserIds",
     "resolve_chown",
     "resolve_user",

@@ -11,15 +11,26 @@ so the parent can tell them from the command's own exit status.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import platform
 import signal
+import socket
+import struct
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+ST_KEEP = 2 | 4 | 8 | 1024 | 2048  # statvfs nosuid, nodev, noexec, noatime, nodiratime
+ST_RELATIME = 4096
+MS_RELATIME = 1 << 21
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY = 1
@@ -157,6 +168,50 @@ def setup_mounts(spec: dict) -> None:
         mount_sys(os.path.join(rootfs, "sys"))
     for src, dst in spec["binds"]:
         mount(src, dst, None, MS_BIND)
+    if spec.get("pipes"):
+        write_pipes(os.path.join(rootfs, "dev", "pipes"), spec["pipes"])
+    for kind, src, dst, readonly in spec.get("step_mounts") or []:
+        step_mount(kind, src, dst, readonly)
+
+
+def write_pipes(top: str, pipes: list) -> None:
+    """BuildKit's /dev/pipes: small files (heredoc scripts) in the step's private /dev."""
+    os.mkdir(top, 0o755)
+    for name, content, mode in pipes:
+        path = os.path.join(top, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64decode(content))
+        os.chmod(path, mode)
+
+
+def step_mount(kind: str, src: str, dst: str, readonly: bool) -> None:
+    """One RUN --mount on its host path (made by the parent; inside an earlier mount of
+    this step, e.g. a tmpfs, made here)."""
+    if not os.path.lexists(dst):
+        if kind == "bind" and not os.path.isdir(src):
+            open(dst, "w").close()
+        else:
+            os.makedirs(dst, 0o755)
+    if kind == "tmpfs":
+        mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV)
+        return
+    mount(src, dst, None, MS_BIND | MS_REC)
+    if readonly:
+        # A remount must keep the flags the kernel locked on the source (in a user
+        # namespace dropping nosuid/nodev/noexec is EPERM).
+        st = os.statvfs(dst).f_flag
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | (st & ST_KEEP)
+        flags |= MS_RELATIME if st & ST_RELATIME else 0
+        mount(None, dst, None, flags)
+
+
+def loopback_up() -> None:
+    """RUN --network=none: a fresh network namespace has only `lo`, and it is down."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 def become_user(spec: dict) -> None:
@@ -277,15 +332,21 @@ def main() -> int:
     try:
         if spec.get("userns"):
             enter_user_namespace(spec["host_uid"], spec["host_gid"], spec.get("sync_fds"))
+        no_net = spec.get("network") == "none"
         if spec["use_mounts"]:
-            unshare(CLONE_NEWNS | CLONE_NEWPID)
+            unshare(CLONE_NEWNS | CLONE_NEWPID | (CLONE_NEWNET if no_net else 0))
             mount(None, "/", None, MS_REC | MS_PRIVATE)
+            if no_net:
+                loopback_up()
             pid = os.fork()  # the child is pid 1 of the step's pid namespace
             if pid:
                 os.close(report)
                 _, status = os.waitpid(pid, 0)
                 return _status_of(status)
             setup_mounts(spec)
+        elif no_net:  # inplace: no mount namespace, but the network can still go
+            unshare(CLONE_NEWNET)
+            loopback_up()
         exec_command(spec)
     except Exception as e:  # process boundary: every setup failure goes to the parent
         os.write(report, (str(e).replace("\n", " ") + "\n").encode())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from engine.errors import BuildError
 from engine.run.idmap import IdentityMap, IdMapper, subid_map
-from engine.run.prepare import prepare_rootfs
+from engine.run.mounts import StepMount, check_network, pipe_files
+from engine.run.prepare import Prepared, prepare_rootfs, write_pipes
 from engine.run.spawn import probe_child, run_child, spec_for
 from engine.run.user import UserIds, resolve_user
 
@@ -20,6 +21,11 @@ _probe_cache: dict[tuple[str, str | None], bool] = {}
 MOUNTS = "mounts"  # mount+pid namespaces directly (CAP_SYS_ADMIN)
 USERNS_MOUNTS = "userns"  # the same inside a user namespace (root without CAP_SYS_ADMIN)
 MKNOD = "mknod"  # no mounts at all: /dev nodes made with mknod, no /proc or /sys
+
+
+class NotAvailableHere(BuildError):
+    """A RUN option this isolation tier cannot give (no namespaces for --network=none or
+    --mount). The build names the Dockerfile line; the message says what is missing."""
 
 
 def _note_once(key: str, text: str, out: TextIO) -> None:
@@ -67,8 +73,13 @@ def _run_prepared(
     use_mounts: bool,
     userns: str | None,
     id_map: IdMapper | None,
+    files: Sequence[tuple[str, bytes, int]] = (),
+    network: str = "default",
+    mounts: Sequence[StepMount] = (),
 ) -> int:
-    prep = prepare_rootfs(rootfs, use_mounts=use_mounts, make_dev_nodes=not use_mounts)
+    prep = prepare_rootfs(
+        rootfs, use_mounts=use_mounts, make_dev_nodes=not use_mounts, files=files, mounts=mounts
+    )
     try:
         spec = spec_for(
             mode=mode,
@@ -84,6 +95,9 @@ def _run_prepared(
             userns=userns,
             mountpoints=prep.mountpoints,
             binds=prep.binds,
+            pipes=prep.pipes,
+            step_mounts=prep.step_mounts,
+            network=network,
         )
         return run_child(spec, step_label=step_label, out=out, id_map=id_map)
     finally:
@@ -118,13 +132,18 @@ class ChrootIsolation:
         user: str | None,
         step_label: str,
         out: TextIO,
+        files: Sequence[tuple[str, bytes, int]] = (),
+        network: str = "default",
+        mounts: Sequence[StepMount] = (),
     ) -> int:
+        check_network(network)
         if os.geteuid() != 0:
             raise BuildError("chroot isolation needs root; use --isolation rootless")
         rootfs = _check_rootfs(rootfs)
         ids = resolve_user(user, rootfs)
         tier = self.tier()
         if tier == MKNOD:
+            _refuse_without_namespaces(network, mounts)
             _note_once(
                 "chroot-nomount",
                 "mounts are not permitted here; RUN gets /dev nodes made with mknod "
@@ -144,6 +163,9 @@ class ChrootIsolation:
             use_mounts=tier != MKNOD,
             userns="external" if in_userns else None,
             id_map=IdentityMap() if in_userns else None,
+            files=files,
+            network=network,
+            mounts=mounts,
         )
 
 
@@ -164,7 +186,11 @@ class RootlessIsolation:
         user: str | None,
         step_label: str,
         out: TextIO,
+        files: Sequence[tuple[str, bytes, int]] = (),
+        network: str = "default",
+        mounts: Sequence[StepMount] = (),
     ) -> int:
+        check_network(network)
         rootfs = _check_rootfs(rootfs)
         ids = resolve_user(user, rootfs)
         if not _probe(self.name, "single"):
@@ -185,6 +211,9 @@ class RootlessIsolation:
             use_mounts=True,
             userns="external" if id_map else "single",
             id_map=id_map,
+            files=files,
+            network=network,
+            mounts=mounts,
         )
 
 
@@ -207,7 +236,13 @@ class InplaceIsolation:
         user: str | None,
         step_label: str,
         out: TextIO,
+        files: Sequence[tuple[str, bytes, int]] = (),
+        network: str = "default",
+        mounts: Sequence[StepMount] = (),
     ) -> int:
+        check_network(network)
+        if mounts:
+            raise NotAvailableHere("RUN --mount is not available with --isolation inplace")
         if not self.allowed:
             raise BuildError(
                 "inplace isolation runs only inside brickyard's executor image "
@@ -230,5 +265,20 @@ class InplaceIsolation:
             use_mounts=False,
             mountpoints=[],
             binds=[],
+            network=network,
         )
-        return run_child(spec, step_label=step_label, out=out)
+        prep = Prepared()
+        try:
+            write_pipes(prep, Path("/dev"), pipe_files(files))
+            return run_child(spec, step_label=step_label, out=out)
+        finally:
+            prep.restore()
+
+
+def _refuse_without_namespaces(network: str, mounts: Sequence[StepMount]) -> None:
+    if network == "none":
+        raise NotAvailableHere(
+            "RUN --network=none needs a network namespace, which is not allowed here"
+        )
+    if mounts:
+        raise NotAvailableHere("RUN --mount needs mount namespaces, which are not allowed here")

@@ -8,16 +8,19 @@ reaches a layer. The snapshotter must still ignore TRANSIENT_PATHS: a RUN may wr
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.fs.safe import resolve_in_root
+from engine.errors import BuildError
+from engine.fs.safe import clean_relative, resolve_in_root
+from engine.run.mounts import StepMount, pipe_files
 
 TRANSIENT_PATHS: tuple[str, ...] = ("/proc", "/sys", "/dev", "/etc/resolv.conf", "/etc/hosts")
 MOUNTPOINTS = ("proc", "dev", "sys")
@@ -49,6 +52,10 @@ class Prepared:
 
     mountpoints: list[str] = field(default_factory=list)
     binds: list[tuple[str, str]] = field(default_factory=list)
+    # for the child: /dev/pipes files (name, base64 content, mode), written after /dev is
+    # mounted; RUN --mount mounts (kind, host source, host target, read-only), in order
+    pipes: list[tuple[str, str, int]] = field(default_factory=list)
+    step_mounts: list[tuple[str, str, str, bool]] = field(default_factory=list)
     tmpdir: Path | None = None
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -99,20 +106,39 @@ def _read_host_file(path: str, default: str) -> bytes:
 
 
 def prepare_rootfs(
-    rootfs: Path, *, use_mounts: bool, make_dev_nodes: bool, host_etc: Path = Path("/etc")
+    rootfs: Path,
+    *,
+    use_mounts: bool,
+    make_dev_nodes: bool,
+    host_etc: Path = Path("/etc"),
+    files: Sequence[tuple[str, bytes, int]] = (),
+    mounts: Sequence[StepMount] = (),
 ) -> Prepared:
     """Get rootfs ready for a step. With mounts, the child mounts proc/dev/sys on the
     mountpoints made here and binds our resolv.conf/hosts copies over regular files.
     Without, /dev nodes are made with mknod (when make_dev_nodes) and the two files are
-    swapped in place, the originals stashed beside them and put back by restore()."""
+    swapped in place, the originals stashed beside them and put back by restore().
+    `files` go to the step's /dev/pipes: written by the child into its private /dev, or
+    here into the rootfs's /dev (no mounts) and removed by restore(). `mounts` need
+    use_mounts; their missing targets are made here and removed by restore()."""
     prep = Prepared()
+    pipes = pipe_files(files)
+    if mounts and not use_mounts:
+        raise BuildError("RUN --mount needs mount namespaces, which are not allowed here")
     try:
         if use_mounts:
             for name in MOUNTPOINTS:
                 if _ensure_dir(prep, rootfs / name):
                     prep.mountpoints.append(name)
+            if pipes and "dev" not in prep.mountpoints:
+                raise BuildError("RUN: the image's /dev is not a directory; cannot provide scripts")
+            prep.pipes = [(n, base64.b64encode(c).decode(), m) for n, c, m in pipes]
+            for m in mounts:
+                prep.step_mounts.append(_mount_target(prep, rootfs, m))
         elif make_dev_nodes:
             _make_dev_nodes(prep, rootfs)
+        if pipes and not use_mounts:
+            write_pipes(prep, rootfs / "dev", pipes)
         prep.tmpdir = Path(tempfile.mkdtemp(prefix="brickyard-run-"))
         etc = resolve_in_root(rootfs, "/etc")
         if _ensure_dir(prep, etc):  # an image whose /etc is not a directory gets neither file
@@ -188,3 +214,54 @@ def _make_dev_nodes(prep: Prepared, rootfs: Path) -> None:
         path = dev / name
         if not os.path.lexists(path):
             _ensure_dir(prep, path, mode)
+
+
+def write_pipes(prep: Prepared, dev: Path, pipes: Sequence[tuple[str, bytes, int]]) -> None:
+    """The /dev/pipes files in a /dev that is a plain directory (no mounts); restore()
+    removes them. An existing /dev/pipes is never written into."""
+    if not pipes:
+        return
+    if not _ensure_dir(prep, dev):
+        raise BuildError("RUN: the image's /dev is not a directory; cannot provide scripts")
+    top = dev / "pipes"
+    try:
+        os.mkdir(top, 0o755)  # fails on anything already there, a symlink included
+    except FileExistsError:
+        raise BuildError(f"RUN: {top} already exists; cannot provide scripts") from None
+    prep._undo.append(lambda: shutil.rmtree(top))
+    os.chmod(top, 0o755)
+    for name, content, mode in pipes:
+        fd = os.open(top / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.chmod(top / name, mode)
+
+
+def _mount_target(prep: Prepared, rootfs: Path, m: StepMount) -> tuple[str, str, str, bool]:
+    """The host path of m.target inside rootfs, made (and recorded) when missing: a
+    directory, or an empty file when a file is bound there."""
+    rel = clean_relative(m.target)
+    if not rel:
+        raise BuildError(f"RUN --mount: cannot mount over / (target {m.target})")
+    want_file = m.kind == "bind" and not os.path.isdir(m.source)
+    parts = rel.split("/")
+    built = ""
+    for i, part in enumerate(parts):
+        built = f"{built}/{part}" if built else part
+        host = resolve_in_root(rootfs, built)
+        last = i == len(parts) - 1
+        if os.path.lexists(host):
+            if not last and not host.is_dir():
+                raise BuildError(f"RUN --mount: {m.target}: a parent is not a directory")
+            continue
+        if last and want_file:
+            host.touch(mode=0o644)
+        else:
+            host.mkdir(mode=0o755)
+            os.chmod(host, 0o755)
+        prep._undo.append(_remove_created(host))
+    host = resolve_in_root(rootfs, rel)
+    if host.is_dir() == want_file:
+        kind = "file" if want_file else "directory"
+        raise BuildError(f"RUN --mount: target {m.target} must be a {kind} like its source")
+    return (m.kind, m.source, str(host), m.readonly)

@@ -223,6 +223,9 @@ def spec_for(
     userns: str | None = None,
     mountpoints: list[str],
     binds: list[tuple[str, str]],
+    pipes: list[tuple[str, str, int]] | None = None,
+    step_mounts: list[tuple[str, str, str, bool]] | None = None,
+    network: str = "default",
 ) -> dict[str, Any]:
     return {
         "mode": mode,
@@ -237,6 +240,9 @@ def spec_for(
         "userns": userns,
         "mountpoints": mountpoints,
         "binds": [list(b) for b in binds],
+        "pipes": [list(p) for p in pipes or []],
+        "step_mounts": [list(m) for m in step_mounts or []],
+        "network": network,
         "host_uid": os.geteuid(),
         "host_gid": os.getegid(),
     }

@@ -40,7 +40,7 @@ SCRIPT = """
 import io, json, os, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from engine.run import ChrootIsolation, select_isolation
+from engine.run import ChrootIsolation, StepMount, select_isolation
 rootfs = Path(sys.argv[2])
 if sys.argv[4:] == ["no-userns"]:
     iso = ChrootIsolation(userns=False)
@@ -51,8 +51,11 @@ else:
 for step in json.loads(sys.argv[3]):
     out = io.StringIO()
     try:
+        files = [(n, c.encode(), 0o755) for n, c in step.get("files", {}).items()]
+        mounts = [StepMount(*m) for m in step.get("mounts", [])]
         status = iso.run(["/bin/sh", "-c", step["sh"]], rootfs=rootfs, env={}, cwd="/",
-                         user=step.get("user"), step_label="s", out=out)
+                         user=step.get("user"), step_label="s", out=out, files=files,
+                         network=step.get("network", "default"), mounts=mounts)
         print(json.dumps({"backend": iso.name, "status": status, "out": out.getvalue()}))
     except Exception as e:
         print(json.dumps({"backend": iso.name, "error": str(e), "out": out.getvalue()}))
@@ -96,15 +99,28 @@ def test_chroot_with_docker_default_capabilities_mounts_inside_a_user_namespace(
         {"sh": "ls /proc/1/status && ls /dev/null && head -c 3 /dev/zero | wc -c"},
         {"sh": "id -u; id -G; touch /tmp/by-app", "user": "app"},
         {"sh": "sleep 4141 & setsid sleep 4142 & echo bg"},
+        {"sh": "/dev/pipes/EOF", "files": {"EOF": "#!/bin/sh\necho $0\n"}, "user": "app"},
+        {"sh": "ls /sys/class/net; cat /sys/class/net/lo/flags", "network": "none"},
+        {
+            "sh": "cat /src/f; touch /src/g 2>/dev/null || echo ro; echo t >/tmp/t/x && echo tmpfs",
+            "mounts": [["bind", "/src", str(tmp_path / "src")], ["tmpfs", "/tmp/t"]],
+        },
     ]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/f").write_text("bound\n")
     results = run_steps(DEFAULT_POD, sys.executable, rootfs, steps)
-    assert [r["backend"] for r in results] == ["chroot"] * 3
+    assert [r["backend"] for r in results] == ["chroot"] * 6
     assert all("note:" not in r["out"] for r in results)
     assert step_lines(results[0]) == ["s /proc/1/status", "s /dev/null", "s 3"], results
     assert step_lines(results[1]) == ["s 1000", "s 1000 50"]
     assert (rootfs / "tmp/by-app").stat().st_uid == 1000  # identity map: real ids on disk
     assert step_lines(results[2]) == ["s bg"]
     assert pids_running(b"4141") == pids_running(b"4142") == []
+    assert step_lines(results[3]) == ["s /dev/pipes/EOF"], results[3]
+    assert step_lines(results[4]) == ["s lo", "s 0x9"], results[4]
+    assert step_lines(results[5]) == ["s bound", "s ro", "s tmpfs"], results[5]
+    assert not (rootfs / "src").exists()
+    assert not (rootfs / "tmp/t").exists()
     assert os.listdir(rootfs / "dev") == []
     assert os.listdir(rootfs / "proc") == []
     assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
@@ -121,9 +137,12 @@ def test_chroot_with_docker_default_capabilities_uses_mknod_fallback(tmp_path: P
         {"sh": "grep -c nameserver /etc/resolv.conf >/dev/null && echo dns"},
         {"sh": "sleep 300 & setsid sleep 301 & echo bg"},
         {"sh": "exit 4"},
+        {"sh": "/dev/pipes/EOF", "files": {"EOF": "#!/bin/sh\necho $0\n"}, "user": "app"},
+        {"sh": "true", "network": "none"},
+        {"sh": "true", "mounts": [["tmpfs", "/tmp/t"]]},
     ]
     results = run_steps(setpriv, sys.executable, rootfs, steps, "no-userns")
-    assert [r["backend"] for r in results] == ["chroot"] * 5
+    assert [r["backend"] for r in results] == ["chroot"] * 8
     assert "note: mounts are not permitted here" in results[0]["out"]
     assert all("note:" not in r["out"] for r in results[1:])  # said once
     assert step_lines(results[0]) == ["s 7", "s /dev/zero"]
@@ -131,6 +150,12 @@ def test_chroot_with_docker_default_capabilities_uses_mknod_fallback(tmp_path: P
     assert step_lines(results[2]) == ["s dns"]
     assert step_lines(results[3]) == ["s bg"]
     assert results[4]["status"] == 4
+    assert step_lines(results[5]) == ["s /dev/pipes/EOF"]
+    assert results[6]["error"] == (
+        "RUN --network=none needs a network namespace, which is not allowed here"
+    )
+    assert results[7]["error"] == "RUN --mount needs mount namespaces, which are not allowed here"
+    assert not (rootfs / "tmp/t").exists()
     # Nothing made for the steps is left behind, and no step process survived.
     assert os.listdir(rootfs / "dev") == []
     assert sorted(os.listdir(rootfs / "etc")) == ["group", "passwd"]
