@@ -14,6 +14,7 @@ layers pushed, a manifest in the base's flavour (kaniko's rule), then the output
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -46,6 +47,24 @@ def build(
     out: TextIO = sys.stderr,
 ) -> BuildResult:
     """Build the image `options` describe; push and write the requested outputs."""
+    from engine.run import userns_build
+
+    if not options.dryrun and userns_build.wanted(options.isolation, os.geteuid()):
+        # Rootless: the whole build runs in a user namespace mapping the caller's
+        # subordinate ids, so extraction, COPY --chown and RUN's files get real owners.
+        return userns_build.build_in_namespace(
+            options, env, stdin=stdin, out=out, build=_build_here
+        )
+    return _build_here(options, env, stdin=stdin, out=out)
+
+
+def _build_here(
+    options: Any,
+    env: Mapping[str, str],
+    *,
+    stdin: IO[bytes] | None = None,
+    out: TextIO = sys.stderr,
+) -> BuildResult:
     from engine.build import pipeline
 
     log = BuildLog(

@@ -152,8 +152,10 @@ def stage_triggers(stage: Any, config: StageConfig, filename: str) -> list[Any]:
 
 
 def isolation_for(options: Any) -> Any:
-    from engine.run import select_isolation
+    from engine.run import select_isolation, userns_build
 
+    if userns_build.inside_build_namespace():
+        return userns_build.NamespaceRootIsolation()
     return select_isolation(options.isolation or None, os.geteuid())
 
 

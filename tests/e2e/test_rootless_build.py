@@ -1,0 +1,172 @@
+"""A whole build as an unprivileged user with --isolation rootless: the build runs in one
+user namespace mapped with the user's /etc/subuid range, so the image's owners are the
+container's (base files keep theirs, COPY --chown, files RUN makes as USER app)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import E2E, Built, Entry, entry, exists
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SUBID_START = 600000  # away from the 300000 range tests/engine/run gives nobody
+SUBID_COUNT = 65536
+RUNS_ENGINE = (
+    "import subprocess, sys; sys.path.insert(0, sys.argv[1]); import engine.build; "
+    "subprocess.run([sys.executable, '-c', ''], check=True)"
+)
+
+
+@dataclass(frozen=True)
+class BuildUser:
+    name: str
+    uid: int
+    gid: int
+    home: Path  # a private work dir the user owns
+
+    def argv(self) -> list[str]:
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+
+
+def _remove_line(path: Path, line: str) -> None:
+    text = path.read_text()
+    path.write_text(text.replace(line, "", 1))
+
+
+@pytest.fixture
+def build_user() -> Iterator[BuildUser]:
+    """A throwaway system user (useradd gives none a range by itself) with a subordinate
+    id range, as an admin sets up a rootless build user; afterwards exactly the lines
+    added are taken out and the user is deleted."""
+    name = f"bkrl{os.getpid() % 100000}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", name], check=True
+    )
+    line = f"{name}:{SUBID_START}:{SUBID_COUNT}\n"
+    files = (Path("/etc/subuid"), Path("/etc/subgid"))
+    before = {p: p.read_text() if p.exists() else None for p in files}
+    home = Path(tempfile.mkdtemp(prefix="brickyard-rootless-build-"))
+    try:
+        for path in files:
+            with path.open("a") as f:
+                f.write(line)
+        pw = pwd.getpwnam(name)
+        os.chmod(home, 0o755)
+        os.chown(home, pw.pw_uid, pw.pw_gid)
+        yield BuildUser(name, pw.pw_uid, pw.pw_gid, home)
+    finally:
+        for path in files:
+            _remove_line(path, line)
+            if before[path] is None and not path.read_text():
+                path.unlink()
+        subprocess.run(["userdel", name], check=True)
+        shutil.rmtree(home, ignore_errors=True)
+    for path in files:
+        assert line not in (path.read_text() if path.exists() else "")
+
+
+def python_for(user: BuildUser) -> str:
+    """An interpreter the user may run that imports the engine (pyenv under /root is
+    private to root; the system python3 has the engine's dependencies, install-deps.sh)."""
+    last: list[str] = []
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        proc = subprocess.run(
+            [*user.argv(), candidate, "-c", RUNS_ENGINE, str(REPO)],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return candidate
+        last = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+    raise AssertionError(f"no Python interpreter runs the engine as {user.name}: {last}")
+
+
+def owner(rootfs: Path, path: str) -> tuple[int, int]:
+    e = entry(rootfs, path)
+    return e.uid, e.gid
+
+
+def build_as(user: BuildUser, e2e: E2E, ctx: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from engine.cli import executor_main; sys.exit(executor_main())"
+    return subprocess.run(
+        [
+            *user.argv(),
+            python_for(user),
+            "-c",
+            code,
+            "--context",
+            str(ctx),
+            "--insecure",
+            "--insecure-pull",
+            "--log-format",
+            "text",
+            "--isolation",
+            "rootless",
+            *args,
+        ],
+        cwd=REPO,
+        env={
+            "HOME": str(user.home),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(REPO),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_rootless_build_as_unprivileged_user_keeps_container_owners(
+    e2e: E2E, build_user: BuildUser
+) -> None:
+    ctx = build_user.home / "ctx"
+    ctx.mkdir()
+    (ctx / "app.conf").write_text("x=1\n")
+    (ctx / "plain.txt").write_text("p\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {e2e.base}\n"
+        "COPY --chown=1000:50 app.conf /etc/app.conf\n"
+        "COPY plain.txt /plain.txt\n"
+        "RUN stat -c '%u:%g' /home/app /etc/app.conf > /seen && touch /root-made\n"
+        "USER app\n"
+        "RUN id -u > /tmp/uid && touch /home/app/file && mkdir /tmp/appdir\n"
+    )
+    for path in ctx.iterdir():
+        os.chown(path, build_user.uid, build_user.gid)
+    os.chown(ctx, build_user.uid, build_user.gid)
+    kaniko_dir = build_user.home / "kaniko"
+    kaniko_dir.mkdir()
+    os.chown(kaniko_dir, build_user.uid, build_user.gid)
+    ref = f"{e2e.registry}/e2e/rootless-user:latest"
+
+    proc = build_as(build_user, e2e, ctx, "--destination", ref, "--kaniko-dir", str(kaniko_dir))
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no /etc/subuid" not in proc.stderr
+    rootfs = Built(0, proc.stderr, ref, ctx, e2e).rootfs
+    assert entry(rootfs, "/etc/app.conf") == Entry("file", 0o644, 1000, 50, "x=1\n")
+    assert entry(rootfs, "/plain.txt") == Entry("file", 0o644, 0, 0, "p\n")
+    assert owner(rootfs, "/root-made") == (0, 0)
+    # RUN saw the base image's owners (extracted with real chown), not the caller's.
+    assert entry(rootfs, "/seen").content == "1000:1000\n1000:50\n"
+    assert entry(rootfs, "/tmp/uid").content == "1000\n"
+    assert owner(rootfs, "/home/app/file") == (1000, 1000)
+    assert entry(rootfs, "/tmp/appdir") == Entry("dir", 0o755, 1000, 1000)
+    # /home/app is in the RUN layer as the new file's parent: still the base's owner.
+    assert owner(rootfs, "/home/app") == (1000, 1000)
+    assert entry(rootfs, "/tmp") == Entry("dir", 0o1777, 0, 0)
+    assert not exists(rootfs, "/etc/resolv.conf")
+    # The workspace (files owned by subordinate ids) was removed inside the namespace.
+    assert os.listdir(kaniko_dir) == []
