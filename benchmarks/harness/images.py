@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.images import make_busybox_layout, skopeo_copy
+from tests.support.images import make_busybox_layout, pack_rootfs_image, skopeo_copy
 from tests.support.registry import RunningRegistry, start_registry
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -97,32 +97,13 @@ def debian_minbase_rootfs(cache: Path) -> Path:
 
 def push_rootfs_image(rootfs: Path, ref: str, tmp: Path) -> None:
     """Pack a rootfs directory into a one-layer OCI image (umoci) and push it (skopeo)."""
-    layout = tmp / "layout"
-    image = f"{layout}:latest"
-    _run(["umoci", "init", "--layout", str(layout)])
-    _run(["umoci", "new", "--image", image])
-    bundle = tmp / "bundle"
-    _run(["umoci", "unpack", "--image", image, str(bundle)])
-    shutil.rmtree(bundle / "rootfs")
-    _run(["cp", "-a", str(rootfs), str(bundle / "rootfs")])
-    _run(["umoci", "repack", "--image", image, str(bundle)])
-    _run(
-        [
-            "umoci",
-            "config",
-            "--image",
-            image,
-            "--os",
-            "linux",
-            "--architecture",
-            "amd64",
-            "--config.env",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "--config.cmd",
-            "bash",
-        ]
-    )
-    skopeo_copy(f"oci:{layout}:latest", f"docker://{ref}")
+
+    def copy_rootfs(bundle_rootfs: Path) -> None:
+        shutil.rmtree(bundle_rootfs)
+        _run(["cp", "-a", str(rootfs), str(bundle_rootfs)])
+
+    image = pack_rootfs_image(tmp / "layout", "latest", copy_rootfs, cmd="bash", bundle_parent=tmp)
+    skopeo_copy(f"oci:{image}", f"docker://{ref}")
 
 
 def setup(workdir: Path, *, want_debian: bool) -> BenchImages:

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.images import DEFAULT_PATH, skopeo_copy
+from tests.support.images import pack_rootfs_image, skopeo_copy
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("BRICKYARD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -46,40 +46,13 @@ def push_minbase_image(registry_host: str, repo: str = "base/minbase", tag: str 
     tree = minbase_rootfs()
     ref = f"{registry_host}/{repo}:{tag}"
     with tempfile.TemporaryDirectory(prefix="minbase-") as tmp:
-        layout = Path(tmp) / "layout"
-        image = f"{layout}:{tag}"
-        _run(["umoci", "init", "--layout", str(layout)])
-        _run(["umoci", "new", "--image", image])
-        bundle = Path(tmp) / "bundle"
-        _run(["umoci", "unpack", "--image", image, str(bundle)])
-        _run(
-            [
-                "rsync",
-                "-aHAX",
-                "--exclude",
-                f"/{_MARKER}",
-                "--exclude",
-                "/var/cache/apt/archives/*.deb",
-                f"{tree}/",
-                f"{bundle}/rootfs/",
-            ]
-        )
-        _run(["umoci", "repack", "--image", image, str(bundle)])
-        _run(
-            [
-                "umoci",
-                "config",
-                "--image",
-                image,
-                "--config.env",
-                f"PATH={DEFAULT_PATH}",
-                "--config.cmd",
-                "bash",
-                "--os",
-                "linux",
-                "--architecture",
-                "amd64",
-            ]
+
+        def copy_tree(rootfs: Path) -> None:
+            excludes = ["--exclude", f"/{_MARKER}", "--exclude", "/var/cache/apt/archives/*.deb"]
+            _run(["rsync", "-aHAX", *excludes, f"{tree}/", f"{rootfs}/"])
+
+        image = pack_rootfs_image(
+            Path(tmp) / "layout", tag, copy_tree, cmd="bash", bundle_parent=Path(tmp)
         )
         skopeo_copy(f"oci:{image}", f"docker://{ref}")
     return ref

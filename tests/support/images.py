@@ -17,6 +17,7 @@ import json
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +39,27 @@ def _run(argv: list[str]) -> str:
     return proc.stdout
 
 
-def make_busybox_layout(dest: Path, *, arch: str = "amd64", tag: str = "latest") -> Path:
-    """Write an OCI layout at dest holding the busybox image under `tag`."""
-    image = f"{dest}:{tag}"
-    _run(["umoci", "init", "--layout", str(dest)])
+def pack_rootfs_image(
+    layout: Path,
+    tag: str,
+    fill_rootfs: Callable[[Path], object],
+    *,
+    cmd: str,
+    arch: str = "amd64",
+    bundle_parent: Path | None = None,
+) -> str:
+    """Make `layout:tag` a one-layer OCI image with umoci (init, new, unpack, fill, repack) and
+    config Env PATH, Cmd [cmd], linux/arch; returns "layout:tag".
+
+    `fill_rootfs(rootfs)` puts the files in the unpacked bundle's (empty) rootfs directory; the
+    bundle is made in a temporary directory under `bundle_parent` (default: the system's)."""
+    image = f"{layout}:{tag}"
+    _run(["umoci", "init", "--layout", str(layout)])
     _run(["umoci", "new", "--image", image])
-    with tempfile.TemporaryDirectory(prefix="busybox-bundle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="umoci-bundle-", dir=bundle_parent) as tmp:
         bundle = Path(tmp) / "bundle"
         _run(["umoci", "unpack", "--image", image, str(bundle)])
-        make_busybox_rootfs(bundle / "rootfs")
+        fill_rootfs(bundle / "rootfs")
         _run(["umoci", "repack", "--image", image, str(bundle)])
     _run(
         [
@@ -57,13 +70,19 @@ def make_busybox_layout(dest: Path, *, arch: str = "amd64", tag: str = "latest")
             "--config.env",
             f"PATH={DEFAULT_PATH}",
             "--config.cmd",
-            "sh",
+            cmd,
             "--os",
             "linux",
             "--architecture",
             arch,
         ]
     )
+    return image
+
+
+def make_busybox_layout(dest: Path, *, arch: str = "amd64", tag: str = "latest") -> Path:
+    """Write an OCI layout at dest holding the busybox image under `tag`."""
+    pack_rootfs_image(dest, tag, make_busybox_rootfs, cmd="sh", arch=arch)
     _run(["umoci", "gc", "--layout", str(dest)])
     return dest
 
