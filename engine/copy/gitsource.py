@@ -8,12 +8,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.copy.urls import without_credentials
 from engine.errors import BuildError
 
 GIT_TIMEOUT = 600
@@ -31,21 +31,8 @@ def parse_git_ref(text: str) -> GitRef:
     ref, _, subdir = fragment.partition(":")
     subdir = subdir.strip("/")
     if ".." in subdir.split("/"):
-        raise BuildError(f"ADD {redact(text)}: subdirectory may not contain '..'")
+        raise BuildError(f"ADD {without_credentials(text)}: subdirectory may not contain '..'")
     return GitRef(remote=remote, ref=ref, subdir=subdir)
-
-
-def redact(url: str) -> str:
-    """The URL without a password or token, for messages."""
-    if "://" not in url:
-        return url
-    parts = urllib.parse.urlsplit(url)
-    if parts.password or parts.username:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        parts = parts._replace(netloc=host)
-    return urllib.parse.urlunsplit(parts)
 
 
 def _git(args: list[str], cwd: Path, what: str) -> None:
@@ -66,14 +53,14 @@ def _git(args: list[str], cwd: Path, what: str) -> None:
         raise BuildError(f"ADD {what}: git {args[0]} timed out") from None
     if res.returncode != 0:
         detail = (res.stderr.strip().splitlines() or ["failed"])[-1]
-        raise BuildError(f"ADD {what}: git {args[0]}: {redact(detail)}")
+        raise BuildError(f"ADD {what}: git {args[0]}: {without_credentials(detail)}")
 
 
 @contextmanager
 def checkout(text: str, *, keep_git_dir: bool = False) -> Iterator[Path]:
     """Yield the directory to copy: the checked-out tree, or its subdir."""
     ref = parse_git_ref(text)
-    what = redact(text)
+    what = without_credentials(text)
     with tempfile.TemporaryDirectory(prefix="brickyard-git-") as tmp:
         repo = Path(tmp) / "repo"
         repo.mkdir()

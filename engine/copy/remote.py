@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from engine.copy.tree import TreeWriter
+from engine.copy.urls import without_credentials
 from engine.errors import BuildError
 
 _CHUNK = 1 << 20
@@ -54,17 +55,6 @@ def _mtime_ns(headers: Any) -> int | None:
     return int(when.timestamp()) * 1_000_000_000
 
 
-def _redacted(url: str) -> str:
-    """The URL without user:password, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        parts = parts._replace(netloc=netloc)
-    return urllib.parse.urlunsplit(parts)
-
-
 def download(
     url: str,
     dest_host: str,
@@ -81,7 +71,7 @@ def download(
     expected = parse_checksum(checksum) if checksum else None
     hasher = hashlib.new(expected[0] if expected else "sha256")
     http = session or requests.Session()
-    shown = _redacted(url)
+    shown = without_credentials(url)
     try:
         resp = http.get(url, stream=True, timeout=(30, 300))
     except requests.RequestException as e:
