@@ -27,6 +27,7 @@ import os
 import pickle
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from engine.run.backends import ChrootIsolation
 from engine.run.idmap import IdMap, subid_map
 
 CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG = 1
 MAP_TIMEOUT = 30.0  # seconds the child may take to reach unshare(CLONE_NEWUSER)
 ENGINE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `engine/`
 BOOTSTRAP = (
@@ -110,6 +112,8 @@ def _stdin_for_child(stdin: IO[bytes] | None, stack: contextlib.ExitStack) -> An
     try:
         stdin.fileno()
         return stdin
+    except ValueError:  # closed
+        return subprocess.DEVNULL
     except (AttributeError, OSError, io.UnsupportedOperation):
         # An in-memory stream (tests, adapters): hand its bytes over in a file.
         spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
@@ -130,7 +134,7 @@ def _run_child(
         ack_r, ack_w = os.pipe()
         log_r, log_w = os.pipe()
         fds = (request.fileno(), result.fileno(), ready_w, ack_r)
-        argv = [sys.executable, "-c", BOOTSTRAP, str(ENGINE_ROOT), *map(str, fds)]
+        argv = [sys.executable, "-c", BOOTSTRAP, str(ENGINE_ROOT), str(os.getpid()), *map(str, fds)]
         out.flush()
         try:
             proc = subprocess.Popen(
@@ -236,6 +240,10 @@ def _enter(ready_w: int, ack_r: int) -> None:
     os.setresuid(0, 0, 0)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _encode_error(exc: BaseException) -> tuple[str, tuple[str, str, str, int, dict[str, Any]]]:
     attrs: dict[str, Any] = {}
     for key, val in vars(exc).items():
@@ -249,7 +257,13 @@ def _encode_error(exc: BaseException) -> tuple[str, tuple[str, str, str, int, di
 def child_main(args: list[str]) -> int:
     """Inside the child: enter and wait to be mapped, become root there, build."""
     global _inside
-    request_fd, result_fd, ready_w, ack_r = (int(a) for a in args)
+    parent, request_fd, result_fd, ready_w, ack_r = (int(a) for a in args)
+    # If the caller dies (a CI job cancelled), stop too, but through the build's finally
+    # blocks: only this namespace can remove the workspace's subordinate-owned files.
+    signal.signal(signal.SIGTERM, _terminated)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        return 1  # the parent was gone before the death signal was set
     with os.fdopen(result_fd, "wb") as result:
         try:
             try:

@@ -4,11 +4,14 @@ container's (base files keep theirs, COPY --chown, files RUN makes as USER app).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,6 +80,7 @@ def build_user() -> Iterator[BuildUser]:
         assert line not in (path.read_text() if path.exists() else "")
 
 
+@functools.cache
 def python_for(user: BuildUser) -> str:
     """An interpreter the user may run that imports the engine (pyenv under /root is
     private to root; the system python3 has the engine's dependencies, install-deps.sh)."""
@@ -170,3 +174,72 @@ def test_rootless_build_as_unprivileged_user_keeps_container_owners(
     assert not exists(rootfs, "/etc/resolv.conf")
     # The workspace (files owned by subordinate ids) was removed inside the namespace.
     assert os.listdir(kaniko_dir) == []
+
+
+def layer_owners(layout: Path) -> dict[str, tuple[int, int]]:
+    """name -> (uid, gid) over every layer of the layout's only image, read with tarfile."""
+
+    def blob(digest: str) -> Path:
+        return layout / "blobs" / "sha256" / digest.split(":", 1)[1]
+
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
+    owners: dict[str, tuple[int, int]] = {}
+    for layer in manifest["layers"]:
+        with tarfile.open(blob(layer["digest"]), mode="r:*") as tf:
+            for info in tf:
+                owners[info.name.rstrip("/")] = (info.uid, info.gid)
+    return owners
+
+
+def own_tree(path: Path, user: BuildUser) -> None:
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(root, name), user.uid, user.gid)
+    os.chown(path, user.uid, user.gid)
+
+
+def test_rootless_multistage_to_oci_layout_records_ids_in_the_layer_tars(
+    e2e: E2E, build_user: BuildUser
+) -> None:
+    ctx = build_user.home / "ctx-stages"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {e2e.base} AS b\n"
+        "RUN mkdir /out && touch /out/f && chown 1234:4321 /out/f\n"
+        f"FROM {e2e.base}\n"
+        "COPY --from=b /out/f /copied\n"
+        "RUN touch /etc/group && mkdir /srv && chown 70000:70000 /srv 2>/dev/null; "
+        "chown 65000:7 /srv\n"
+    )
+    own_tree(ctx, build_user)
+    layout = build_user.home / "layout"
+
+    proc = build_as(build_user, e2e, ctx, "--no-push", "--oci-layout-path", str(layout))
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert layout.stat().st_uid == build_user.uid  # outputs belong to the caller
+    owners = layer_owners(layout)
+    assert owners["copied"] == (1234, 4321)  # COPY --from keeps the stage's owners
+    assert owners["srv"] == (65000, 7)  # the top of the range: subuid_start + 64999
+    assert owners["etc/group"] == (0, 0)
+    assert owners["home/app"] == (1000, 1000)  # base layer, kept as it was
+
+
+def test_rootless_build_errors_keep_their_class_message_and_exit_code(
+    e2e: E2E, build_user: BuildUser
+) -> None:
+    ctx = build_user.home / "ctx-errors"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {e2e.base}\nUSER app\nRUN exit 3\n")
+    own_tree(ctx, build_user)
+    failed = build_as(build_user, e2e, ctx, "--no-push")
+    assert failed.returncode == 7, failed.stderr[-3000:]
+    assert failed.stderr.strip().splitlines()[-1] == "error: step 3/3: RUN exit 3: exit status 3"
+
+    (ctx / "Dockerfile").write_text(f"FROM {e2e.base}\nFOO bar\n")
+    bad = build_as(build_user, e2e, ctx, "--no-push")
+    assert bad.returncode == 3, bad.stderr[-3000:]
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {ctx / 'Dockerfile'}:2: "), last  # said once, not twice
+    assert last.count("Dockerfile") == 1, last
