@@ -14,6 +14,7 @@ from engine.errors import AuthError, ManifestUnknown, RegistryError
 from engine.registry import Reference, RegistryClient, RegistryConfig, RetryPolicy
 from engine.registry.client import ResolvedImage
 from tests.engine.registry.conftest import TLS_USER, TlsRegistry, TokenRegistry
+from tests.engine.registry.imagecopy import copy_image
 from tests.support.images import skopeo_inspect
 from tests.support.registry import RunningRegistry, start_registry
 
@@ -35,19 +36,6 @@ def client_for(env: dict[str, str], **opts: Any) -> RegistryClient:
     from dataclasses import replace
 
     return RegistryClient(replace(cfg, retry=FAST), sleep=lambda s: None)
-
-
-def copy_into(
-    img: ResolvedImage, src: RegistryClient, dst_client: RegistryClient, dst: Reference, work: Path
-) -> str:
-    work.mkdir(parents=True, exist_ok=True)
-    for desc in img.layers:
-        path = src.fetch_blob(img.source, desc, work / desc.digest.replace(":", "_"))
-        dst_client.push_blob(dst, desc, path)
-    cfg = work / "config"
-    cfg.write_bytes(img.config_bytes)
-    dst_client.push_blob(dst, img.manifest.config, cfg)
-    return dst_client.put_manifest(dst, img.manifest_bytes, img.manifest.media_type)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +76,7 @@ def test_tls_with_certificate_and_htpasswd_round_trip(
     client = client_for(env, registry_certificate={host: str(tls_registry.tls.ca_cert)})
     dst = Reference.parse(f"{host}/secure/busybox:1")
     client.check_push_permission(dst)
-    digest = copy_into(busybox, client_for({}), client, dst, tmp_path / "blobs")
+    digest = copy_image(busybox, client_for({}), client, dst, tmp_path / "blobs")
     assert digest == busybox.manifest_digest
     assert client.resolve_image(dst, "linux/amd64").manifest_digest == digest
     info = skopeo_inspect(str(dst), extra=["--creds", ":".join(TLS_USER)])
@@ -116,7 +104,7 @@ def test_token_auth_push_pull_mount_and_token_cache(
     client = client_for(env)
     dst = Reference.parse(f"{host}/team/busybox:1")
     client.check_push_permission(dst)
-    digest = copy_into(busybox, client_for({}), client, dst, tmp_path / "blobs")
+    digest = copy_image(busybox, client_for({}), client, dst, tmp_path / "blobs")
     assert digest == busybox.manifest_digest
     before = token_registry.issuer.requests_seen
     again = client.resolve_image(dst, "linux/amd64")
@@ -161,7 +149,7 @@ def test_registry_mirror_pull_through_for_docker_hub_names(
     tmp_path: Path,
 ) -> None:
     # upstream holds library/busybox; asking for "busybox" goes to the mirror only
-    copy_into(
+    copy_image(
         busybox,
         client_for({}),
         client_for({}),
@@ -221,7 +209,7 @@ def test_registry_client_cert_for_mutual_tls(tmp_path: Path, busybox: ResolvedIm
             registry_certificate=ca,
             registry_client_cert={reg.host: f"{tls.client_cert},{tls.client_key}"},
         )
-        digest = copy_into(busybox, client_for({}), client, ref, tmp_path / "blobs")
+        digest = copy_image(busybox, client_for({}), client, ref, tmp_path / "blobs")
         assert client.resolve_image(ref, "linux/amd64").manifest_digest == digest
     finally:
         reg.stop()

@@ -12,7 +12,7 @@ import pytest
 from engine.errors import DigestMismatch, ImageError, ManifestUnknown, RegistryError
 from engine.image.model import OCI_LAYER_GZIP, Descriptor, Manifest, descriptor_for
 from engine.registry import Reference, RegistryClient, RegistryConfig, RetryPolicy
-from engine.registry.client import ResolvedImage
+from tests.engine.registry.imagecopy import copy_image
 from tests.support.images import push_multiplatform_index, skopeo_copy, skopeo_inspect
 from tests.support.registry import RunningRegistry, start_registry
 
@@ -23,17 +23,6 @@ def make_client(**kw: object) -> RegistryClient:
     return RegistryClient(RegistryConfig(env={}, retry=FAST), sleep=lambda s: None, **kw)  # type: ignore[arg-type]
 
 
-def copy_image(client: RegistryClient, img: ResolvedImage, dst: Reference, work: Path) -> str:
-    """Pull every blob of img to disk and push it under dst; returns the manifest digest."""
-    for desc in img.layers:
-        path = client.fetch_blob(img.source, desc, work / desc.digest.replace(":", "_"))
-        client.push_blob(dst, desc, path)
-    cfg = work / "config"
-    cfg.write_bytes(img.config_bytes)
-    client.push_blob(dst, img.manifest.config, cfg)
-    return client.put_manifest(dst, img.manifest_bytes, img.manifest.media_type)
-
-
 def test_round_trip_keeps_digests(
     busybox_image: str, registry: RunningRegistry, tmp_path: Path
 ) -> None:
@@ -42,7 +31,7 @@ def test_round_trip_keeps_digests(
     assert isinstance(img.manifest, Manifest)
     assert img.config.env and img.config.container_config["Cmd"] == ["sh"]
     dst = Reference.parse(f"{registry.host}/roundtrip/busybox:copy")
-    pushed = copy_image(client, img, dst, tmp_path)
+    pushed = copy_image(img, client, client, dst, tmp_path)
     again = make_client().resolve_image(dst, "linux/amd64")
     assert pushed == img.manifest_digest == again.manifest_digest
     assert again.config_bytes == img.config_bytes
