@@ -52,6 +52,17 @@ def drive(
             return stop.value, sent
 
 
+def drive_known_bearer(
+    credential: Credential | None,
+    scopes: list[str],
+    server: Callable[[HttpRequest], FakeResponse],
+) -> tuple[ResponseLike, list[HttpRequest]]:
+    """GET /v2/ on reg.example, whose BEARER challenge is already known, with an empty cache."""
+    state = AuthState(pick_challenge(BEARER))
+    request = HttpRequest("GET", "https://reg.example/v2/")
+    return drive(auth_flow(request, state, credential, scopes, TokenCache(), CTX), server)
+
+
 def test_parse_challenges_handles_quotes_commas_and_schemes() -> None:
     chs = parse_challenges(
         'Basic realm="x", Bearer realm="https://a/t?x=1",service="s,1",scope="a:b:pull push"'
@@ -202,7 +213,6 @@ def test_mount_scope_from_insufficient_scope_challenge_is_added() -> None:
 
 
 def test_identity_token_uses_refresh_token_grant() -> None:
-    state = AuthState(pick_challenge(BEARER))
     cred = Credential(identity_token="refresh-xyz")
     captured: list[HttpRequest] = []
 
@@ -212,17 +222,7 @@ def test_identity_token_uses_refresh_token_grant() -> None:
             return FakeResponse(200, body={"access_token": "acc"})
         return FakeResponse(200)
 
-    drive(
-        auth_flow(
-            HttpRequest("GET", "https://reg.example/v2/"),
-            state,
-            cred,
-            ["repository:team/app:pull"],
-            TokenCache(),
-            CTX,
-        ),
-        server,
-    )
+    drive_known_bearer(cred, ["repository:team/app:pull"], server)
     assert captured[0].method == "POST"
     assert captured[0].form is not None
     assert captured[0].form["grant_type"] == "refresh_token"
@@ -231,34 +231,18 @@ def test_identity_token_uses_refresh_token_grant() -> None:
 
 
 def test_registry_token_is_used_as_bearer_directly() -> None:
-    state = AuthState(pick_challenge(BEARER))
-    _resp, sent = drive(
-        auth_flow(
-            HttpRequest("GET", "https://reg.example/v2/"),
-            state,
-            Credential(registry_token="rt"),
-            [],
-            TokenCache(),
-            CTX,
-        ),
-        lambda r: FakeResponse(200),
+    _resp, sent = drive_known_bearer(
+        Credential(registry_token="rt"), [], lambda r: FakeResponse(200)
     )
     assert len(sent) == 1 and sent[0].headers["Authorization"] == "Bearer rt"
 
 
 def test_token_server_refusal_names_registry_and_hides_secret() -> None:
-    state = AuthState(pick_challenge(BEARER))
     cred = Credential("bob", "hunter2-very-secret")
     with pytest.raises(AuthError) as err:
-        drive(
-            auth_flow(
-                HttpRequest("GET", "https://reg.example/v2/"),
-                state,
-                cred,
-                ["repository:team/app:pull"],
-                TokenCache(),
-                CTX,
-            ),
+        drive_known_bearer(
+            cred,
+            ["repository:team/app:pull"],
             lambda r: FakeResponse(401) if r.auth_request else FakeResponse(200),
         )
     msg = str(err.value)
