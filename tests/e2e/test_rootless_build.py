@@ -4,6 +4,7 @@ container's (base files keep theirs, COPY --chown, files RUN makes as USER app).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -48,17 +49,17 @@ def _remove_line(path: Path, line: str) -> None:
     path.write_text(text.replace(line, "", 1))
 
 
-@pytest.fixture
-def build_user() -> Iterator[BuildUser]:
-    """A throwaway system user (useradd gives none a range by itself) with a subordinate
-    id range, as an admin sets up a rootless build user; afterwards exactly the lines
+@contextlib.contextmanager
+def throwaway_user(*, subids: bool) -> Iterator[BuildUser]:
+    """A system user (useradd gives those no range by itself), with a subordinate id range
+    as an admin sets one up for rootless builds when `subids`; afterwards exactly the lines
     added are taken out and the user is deleted."""
-    name = f"bkrl{os.getpid() % 100000}"
+    name = f"bkrl{os.getpid() % 100000}{'s' if subids else 'p'}"
     subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", name], check=True
     )
     line = f"{name}:{SUBID_START}:{SUBID_COUNT}\n"
-    files = (Path("/etc/subuid"), Path("/etc/subgid"))
+    files = (Path("/etc/subuid"), Path("/etc/subgid")) if subids else ()
     before = {p: p.read_text() if p.exists() else None for p in files}
     home = Path(tempfile.mkdtemp(prefix="brickyard-rootless-build-"))
     try:
@@ -78,6 +79,18 @@ def build_user() -> Iterator[BuildUser]:
         shutil.rmtree(home, ignore_errors=True)
     for path in files:
         assert line not in (path.read_text() if path.exists() else "")
+
+
+@pytest.fixture
+def build_user() -> Iterator[BuildUser]:
+    with throwaway_user(subids=True) as user:
+        yield user
+
+
+@pytest.fixture
+def plain_user() -> Iterator[BuildUser]:
+    with throwaway_user(subids=False) as user:
+        yield user
 
 
 @functools.cache
@@ -243,3 +256,17 @@ def test_rootless_build_errors_keep_their_class_message_and_exit_code(
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {ctx / 'Dockerfile'}:2: "), last  # said once, not twice
     assert last.count("Dockerfile") == 1, last
+
+
+def test_rootless_without_subordinate_ids_builds_in_process_and_says_so(
+    e2e: E2E, plain_user: BuildUser
+) -> None:
+    ctx = plain_user.home / "ctx-plain"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {e2e.base}\nRUN id -u > /uid\n")
+    own_tree(ctx, plain_user)
+    layout = plain_user.home / "layout"
+    proc = build_as(plain_user, e2e, ctx, "--no-push", "--oci-layout-path", str(layout))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("note: no /etc/subuid and /etc/subgid range") == 1
+    assert "uid" in layer_owners(layout)
