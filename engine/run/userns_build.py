@@ -40,6 +40,8 @@ from engine.run.backends import ChrootIsolation
 from engine.run.idmap import IdMap, subid_map
 
 CLONE_NEWUSER = 0x10000000
+NO_USERNS = b"!"  # result file prefix: the child could not make a user namespace
+OWNERS = "files in new layers belong to the caller"
 PR_SET_PDEATHSIG = 1
 MAP_TIMEOUT = 30.0  # seconds the child may take to reach unshare(CLONE_NEWUSER)
 ENGINE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `engine/`
@@ -96,14 +98,24 @@ def build_in_namespace(
     if id_map is None:
         _note_once(
             "no-subids",
-            "no /etc/subuid and /etc/subgid range (or newuidmap) for this user: files in "
-            "new layers belong to the caller",
+            "no /etc/subuid and /etc/subgid range (or newuidmap) for this user; " + OWNERS,
             out,
         )
-        if build is None:
-            raise BuildError("rootless build: no subordinate id range for this user")
-        return build(options, env, stdin=stdin, out=out)
-    return _run_child(options, env, stdin=stdin, out=out, id_map=id_map)
+        return _in_process(build, options, env, stdin=stdin, out=out)
+    return _run_child(options, env, stdin=stdin, out=out, id_map=id_map, build=build)
+
+
+def _in_process(
+    build: Callable[..., Any] | None,
+    options: Any,
+    env: Mapping[str, str],
+    *,
+    stdin: IO[bytes] | None,
+    out: TextIO,
+) -> Any:
+    if build is None:
+        raise BuildError("rootless build: cannot enter a user namespace for this build")
+    return build(options, env, stdin=stdin, out=out)
 
 
 def _stdin_for_child(stdin: IO[bytes] | None, stack: contextlib.ExitStack) -> Any:
@@ -123,7 +135,13 @@ def _stdin_for_child(stdin: IO[bytes] | None, stack: contextlib.ExitStack) -> An
 
 
 def _run_child(
-    options: Any, env: Mapping[str, str], *, stdin: IO[bytes] | None, out: TextIO, id_map: IdMap
+    options: Any,
+    env: Mapping[str, str],
+    *,
+    stdin: IO[bytes] | None,
+    out: TextIO,
+    id_map: IdMap,
+    build: Callable[..., Any] | None,
 ) -> Any:
     with contextlib.ExitStack() as stack:
         request = stack.enter_context(tempfile.TemporaryFile())
@@ -136,10 +154,11 @@ def _run_child(
         fds = (request.fileno(), result.fileno(), ready_w, ack_r)
         argv = [sys.executable, "-c", BOOTSTRAP, str(ENGINE_ROOT), str(os.getpid()), *map(str, fds)]
         out.flush()
+        child_stdin = _stdin_for_child(stdin, stack)
         try:
             proc = subprocess.Popen(
                 argv,
-                stdin=_stdin_for_child(stdin, stack),
+                stdin=child_stdin,
                 stderr=log_w,
                 pass_fds=fds,
             )
@@ -161,6 +180,14 @@ def _run_child(
             os.close(log_r)
         result.seek(0)
         payload = result.read()
+        if payload[:1] == NO_USERNS:
+            # Unprivileged user namespaces are off here (sysctl, seccomp): RUN could not
+            # run either, but a build without RUN still can, with the caller's owners.
+            _note_once("no-userns", f"rootless build: {payload[1:].decode()}; " + OWNERS, out)
+            if child_stdin not in (stdin, subprocess.DEVNULL):  # spooled, still unread
+                child_stdin.seek(0)
+                stdin = child_stdin
+            return _in_process(build, options, env, stdin=stdin, out=out)
     return _outcome(payload, status)
 
 
@@ -221,15 +248,23 @@ def _rebuild_error(value: tuple[str, str, str, int, dict[str, Any]]) -> Brickyar
 # ---- child side -------------------------------------------------------------------------
 
 
+class _NoUserNamespace(OSError):
+    pass
+
+
 def _unshare_user() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWUSER) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"unshare(CLONE_NEWUSER): {os.strerror(err)}")
+        raise _NoUserNamespace(f"cannot make a user namespace: {os.strerror(err)}")
 
 
 def _enter(ready_w: int, ack_r: int) -> None:
-    _unshare_user()
+    try:
+        _unshare_user()
+    except OSError:
+        os.write(ready_w, b"0")
+        raise
     os.write(ready_w, b"1")
     answer = os.read(ack_r, 1)
     if answer != b"1":
@@ -271,6 +306,9 @@ def child_main(args: list[str]) -> int:
             finally:
                 os.close(ready_w)
                 os.close(ack_r)
+        except _NoUserNamespace as e:
+            result.write(NO_USERNS + str(e).encode())
+            return 1
         except OSError as e:
             pickle.dump(_encode_error(BuildError(f"rootless build: {e.strerror or e}")), result)
             return 1

@@ -115,10 +115,36 @@ def owner(rootfs: Path, path: str) -> tuple[int, int]:
     return e.uid, e.gid
 
 
-def build_as(user: BuildUser, e2e: E2E, ctx: Path, *args: str) -> subprocess.CompletedProcess[str]:
+# Runs argv in a user namespace mapping every id to itself whose limit of nested user
+# namespaces is 0: what a host with unprivileged user namespaces turned off looks like.
+NO_NESTED_USERNS = """
+import ctypes, os, sys
+go_r, go_w = os.pipe()
+made_r, made_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    assert ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0
+    os.write(made_w, b"1")
+    os.read(go_r, 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.read(made_r, 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write("0 0 4294967295")
+os.write(go_w, b"1")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def build_as(
+    user: BuildUser, e2e: E2E, ctx: Path, *args: str, wrap: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     code = "import sys; from engine.cli import executor_main; sys.exit(executor_main())"
     return subprocess.run(
         [
+            *wrap,
             *user.argv(),
             python_for(user),
             "-c",
@@ -270,3 +296,19 @@ def test_rootless_without_subordinate_ids_builds_in_process_and_says_so(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("note: no /etc/subuid and /etc/subgid range") == 1
     assert "uid" in layer_owners(layout)
+
+
+def test_rootless_without_user_namespaces_builds_in_process_and_says_so(
+    e2e: E2E, build_user: BuildUser
+) -> None:
+    ctx = build_user.home / "ctx-nouserns"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("f\n")
+    (ctx / "Dockerfile").write_text(f"FROM {e2e.base}\nCOPY f.txt /f.txt\n")
+    own_tree(ctx, build_user)
+    layout = build_user.home / "layout"
+    wrap = (sys.executable, "-c", NO_NESTED_USERNS)
+    proc = build_as(build_user, e2e, ctx, "--no-push", "--oci-layout-path", str(layout), wrap=wrap)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("note: rootless build: cannot make a user namespace: ") == 1
+    assert "f.txt" in layer_owners(layout)
