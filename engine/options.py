@@ -160,7 +160,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("log-timestamp", "bool", False, "Timestamps in log output.", _MISC, implemented=True),
     # --- flags the maintained forks added (chainguard-dev, osscontainertools)
     _o("annotation", "list", (), "Manifest annotation KEY=VALUE. Repeatable.", _FORK, metavar="KEY=VALUE", implemented=True),  # noqa: E501
-    _o("secret", "list", (), "Build secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR. Repeatable.", _FORK, metavar="id=ID,src=PATH"),  # noqa: E501
+    _o("secret", "list", (), "Build secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR. Repeatable.", _FORK, metavar="id=ID,src=PATH", implemented=True),  # noqa: E501
     _o("credential-helpers", "list", (), "Credential helpers to use (env, google, ecr, acr, gitlab; default all). Repeatable.", _FORK, metavar="NAME"),  # noqa: E501
     _o("image-format", "choice", "", "Manifest format of the built image: docker or oci (default: follow the base image).", _FORK, choices=("docker", "oci"), implemented=True),  # noqa: E501
     _o("dryrun", "bool", False, "Resolve and check everything, build nothing (see also `brickyard plan`).", _FORK, implemented=True),  # noqa: E501

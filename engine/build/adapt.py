@@ -163,35 +163,69 @@ NETWORK_MODES = ("default", "none", "host")
 SECURITY_MODES = ("sandbox", "insecure")
 
 
+def where(ins: Any, filename: str = "Dockerfile") -> str:
+    """How errors name an instruction's place: "FILE:LINE"."""
+    return f"{filename}:{line(ins)}" if line(ins) is not None else filename
+
+
+def run_mounts(ins: Any, filename: str = "Dockerfile") -> list[Any]:
+    """RUN --mount values, parsed (`engine.run.mountspec.MountSpec`); a bad one is an
+    UnsupportedInstruction naming the line."""
+    from engine.run.mountspec import parse_mount
+
+    flag_all = getattr(ins, "flag_all", None)
+    values = list(flag_all("mount")) if callable(flag_all) else []
+    out = []
+    for value in values:
+        try:
+            spec = parse_mount(value)
+        except BuildError as e:
+            raise UnsupportedInstruction(f"{where(ins, filename)}: {e}") from None
+        if spec.kind == "ssh":
+            raise UnsupportedInstruction(
+                f"{where(ins, filename)}: RUN --mount=type=ssh is not supported "
+                "(no SSH agent forwarding)"
+            )
+        if spec.kind == "secret" and spec.env:
+            raise UnsupportedInstruction(
+                f"{where(ins, filename)}: RUN --mount=type=secret,env= is not supported; "
+                "mount the secret as a file"
+            )
+        out.append(spec)
+    return out
+
+
+def run_network(ins: Any) -> str:
+    """ "none" or "default" (=host: kaniko runs every step on the build's network)."""
+    network = flags(ins).get("network", "default")
+    return "none" if network == "none" else "default"
+
+
 def check_run_flags(ins: Any, filename: str = "Dockerfile") -> None:
     """Refuse, naming the line, a RUN option that would change what the step does if it
-    were ignored. --network=default and =host both mean the build's own network, where
-    kaniko runs every step."""
-    where = f"{filename}:{line(ins)}" if line(ins) is not None else filename
+    were ignored, or a malformed --mount. --network=default and =host both mean the
+    build's own network, where kaniko runs every step."""
+    at = where(ins, filename)
     values = flags(ins)
-    if "mount" in values:
-        raise UnsupportedInstruction(f"{where}: RUN --mount is not supported yet")
+    run_mounts(ins, filename)
     security = values.get("security", "sandbox")
     if security not in SECURITY_MODES:
-        raise UnsupportedInstruction(f"{where}: RUN --security={security}: unknown mode")
+        raise UnsupportedInstruction(f"{at}: RUN --security={security}: unknown mode")
     if security == "insecure":
-        raise UnsupportedInstruction(f"{where}: RUN --security=insecure is not supported yet")
+        raise UnsupportedInstruction(f"{at}: RUN --security=insecure is not supported yet")
     network = values.get("network", "default")
     if network not in NETWORK_MODES:
-        raise UnsupportedInstruction(f"{where}: RUN --network={network}: unknown network mode")
-    if network == "none":
-        raise UnsupportedInstruction(f"{where}: RUN --network=none is not supported yet")
+        raise UnsupportedInstruction(f"{at}: RUN --network={network}: unknown network mode")
 
 
 # ---- snapshots ----------------------------------------------------------------------------
 
 
 def new_snapshotter(rootfs: Path, extra_ignore: Sequence[str]) -> Any:
-    from engine.build.inline import INLINE_DIR
     from engine.fs.snapshot import Snapshotter
     from engine.run import transient_paths
 
-    ignore = sorted({*transient_paths(), *extra_ignore, INLINE_DIR})
+    ignore = sorted({*transient_paths(), *extra_ignore})
     return Snapshotter(rootfs, ignore)
 
 
@@ -229,6 +263,11 @@ def snapshot_paths(snapshotter: Any, paths: Sequence[str]) -> list[str]:
     """What COPY wrote, with parents and directory contents; the index learns them too,
     so the next RUN's diff does not repeat them."""
     return list(snapshotter.diff_paths(paths).changed)
+
+
+def run_files(command: Any) -> list[tuple[str, bytes, int]]:
+    """A RunCommand's /dev/pipes files as the run backends take them."""
+    return [(str(f.path), str(f.content).encode(), int(f.mode)) for f in command.files]
 
 
 def resolve_user(spec: str, rootfs: Path) -> Any:

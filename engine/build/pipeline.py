@@ -105,6 +105,24 @@ class Pipeline:
             self.log.info(f"Base image {base}: {image.digest}, {len(image.layers)} layers")
         self.log.info("Dry run: nothing built, nothing pushed")
 
+    def _mount_sources(
+        self, context_dir: Path, matcher: Any, results: dict[int, StageResult], names: Any
+    ) -> Any:
+        """Where RUN --mount finds its sources: context, stages and images (as COPY
+        --from), the cache mount directory, --secret files."""
+        from engine.run import mountspec
+
+        copier = sources.CopyService(self, context_dir, matcher, results, names)
+        root = self.workspace.root
+        return mountspec.MountSources(
+            context_dir=context_dir,
+            root_of=lambda ref: copier.source_root(ref)[0],
+            cache_root=mountspec.cache_root_for(self.options.kaniko_dir, root),
+            scratch=root / "run-scratch",
+            excluded=mountspec.context_filter(matcher),
+            secrets=mountspec.load_secrets(self.options.secret, self.env, root / "secrets"),
+        )
+
     def build_image(self) -> ImageArtifacts:
         self.check_push_permissions()
         context_dir = sources.open_build_context(self.options, self.workspace, self.stdin)
@@ -131,6 +149,7 @@ class Pipeline:
             self.uploader = Uploader(self.client, refs, self.ensure_local)
         self.cache = self._open_cache()
         extra_ignore = sources.snapshot_ignores(self.options, self.workspace)
+        mount_sources = self._mount_sources(context_dir, matcher, results, names)
 
         for position, stage in enumerate(order):
             stage_started = time.monotonic()
@@ -174,6 +193,7 @@ class Pipeline:
                 ensure_local=self.ensure_local,
                 image_digest=lambda image: self.resolve_base(image).digest,
                 dockerfile_name=dockerfile_name,
+                mount_sources=mount_sources,
             )
             runner = StageRunner(
                 stage_env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,6 @@ from engine.build.config import (
     copy_created_by,
     run_created_by,
 )
-from engine.build.inline import provided_files
 from engine.build.log import BuildLog
 from engine.build.report import LayerReport, StepReport
 from engine.build.workspace import Workspace
@@ -92,6 +92,7 @@ class StageEnv:
     ensure_local: Callable[[LayerRef], Path] | None = None  # fetch a layer blob if needed
     image_digest: Callable[[str], str] | None = None  # manifest digest of an image reference
     dockerfile_name: str = "Dockerfile"  # how errors name the Dockerfile
+    mount_sources: Any = None  # engine.run.mountspec.MountSources, for RUN --mount
 
 
 class StageRunner:
@@ -414,22 +415,56 @@ class StageRunner:
         workdir = self.config.workdir
         self._ensure_workdir_exists(workdir)
         self.log.info(f"Running: {adapt.go_list(argv)}")
-        with provided_files(self.rootfs, command.files, argv) as run_argv:
-            code = self.env.isolation.run(
-                run_argv,
-                rootfs=self.rootfs,
-                env=run_env,
-                cwd=workdir,
-                user=self.config.user or None,
-                step_label=label,
-                out=self.log.step_output(),
-            )
+        code = self._run_isolated(ins, argv, adapt.run_files(command), run_env, workdir, label)
         if code != 0:
             raise BuildError(f"{label}: {text}: exit status {code}")
         created_by = run_created_by(argv, adapt.visible_build_args(self.scope, self.config))
         if self.options.single_snapshot:
             return None, created_by
         return self.snapshot_full(), created_by
+
+    def _run_isolated(
+        self,
+        ins: Any,
+        argv: list[str],
+        files: list[tuple[str, bytes, int]],
+        run_env: Mapping[str, str],
+        workdir: str,
+        label: str,
+    ) -> int:
+        """One RUN in the isolation backend with its /dev/pipes files, network mode and
+        mounts (only what is asked for is passed: any Isolation can run a plain step)."""
+        from engine.run import NotAvailableHere
+        from engine.run.mountspec import step_mounts
+
+        name = self.env.dockerfile_name
+        specs = adapt.run_mounts(ins, name)
+        extra: dict[str, Any] = {}
+        if files:
+            extra["files"] = files
+        if adapt.run_network(ins) == "none":
+            extra["network"] = "none"
+        if specs and self.env.mount_sources is None:
+            raise adapt.UnsupportedInstruction(f"{adapt.where(ins, name)}: RUN --mount: no sources")
+        try:
+            with contextlib.ExitStack() as stack:
+                if specs:
+                    sources = self.env.mount_sources
+                    extra["mounts"] = stack.enter_context(step_mounts(specs, sources, cwd=workdir))
+                return int(
+                    self.env.isolation.run(
+                        argv,
+                        rootfs=self.rootfs,
+                        env=run_env,
+                        cwd=workdir,
+                        user=self.config.user or None,
+                        step_label=label,
+                        out=self.log.step_output(),
+                        **extra,
+                    )
+                )
+        except NotAvailableHere as e:
+            raise adapt.UnsupportedInstruction(f"{adapt.where(ins, name)}: {e}") from None
 
     def _copy(self, keyword: str, ins: Any) -> tuple[LayerBlob | None, str]:
         self._ensure_index(adapt.instruction_text(ins))

@@ -88,35 +88,11 @@ def test_run_command_shell_exec_and_heredocs() -> None:
     ]
 
 
-def test_inline_files_live_for_one_step_outside_the_snapshot(tmp_path: Path) -> None:
-    from engine.build.inline import INLINE_DIR, provided_files
-    from engine.dockerfile.commands import InlineFile
+def test_run_files_are_what_the_backends_put_in_dev_pipes() -> None:
+    from engine.dockerfile.commands import InlineFile, RunCommand
 
-    files = [InlineFile("/dev/pipes/EOF", "#!/bin/sh\necho hi\n")]
-    argv = ["/bin/sh", "-c", "/dev/pipes/EOF"]
-    with provided_files(tmp_path, files, argv) as run_argv:
-        assert run_argv == ["/bin/sh", "-c", f"{INLINE_DIR}/EOF"]
-        script = tmp_path / INLINE_DIR.lstrip("/") / "EOF"
-        assert script.read_text() == "#!/bin/sh\necho hi\n"
-        assert script.stat().st_mode & 0o777 == 0o755
-    assert not (tmp_path / INLINE_DIR.lstrip("/")).exists()
-    assert INLINE_DIR.lstrip("/") in adapt.new_snapshotter(tmp_path, ()).ignore
-
-
-def test_inline_files_never_written_through_a_symlink(tmp_path: Path) -> None:
-    from engine.build.inline import INLINE_DIR, provided_files
-    from engine.dockerfile.commands import InlineFile
-    from engine.errors import BuildError
-
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    rootfs = tmp_path / "rootfs"
-    rootfs.mkdir()
-    (rootfs / INLINE_DIR.lstrip("/")).symlink_to(outside)
-    files = [InlineFile("/dev/pipes/EOF", "#!/bin/sh\n")]
-    with pytest.raises(BuildError), provided_files(rootfs, files, ["/dev/pipes/EOF"]):
-        pass
-    assert list(outside.iterdir()) == []
+    cmd = RunCommand(("/bin/sh", "-c", "/dev/pipes/EOF"), (InlineFile("/dev/pipes/EOF", "é\n"),))
+    assert adapt.run_files(cmd) == [("/dev/pipes/EOF", "é\n".encode(), 0o755)]
 
 
 @dataclass
@@ -158,11 +134,13 @@ def test_unsupported_run_flags_in_onbuild_triggers_are_refused_at_the_from_line(
     from engine.dockerfile import build_stage_graph
     from engine.errors import BuildError
 
-    text = "FROM scratch AS a\nONBUILD RUN --mount=type=bind,target=/x true\nFROM a\n"
+    text = "FROM scratch AS a\nONBUILD RUN --mount=type=ssh true\nFROM a\n"
     graph = build_stage_graph(parse_dockerfile(text, filename="df"), {})
     with pytest.raises(adapt.UnsupportedInstruction) as err:
         sources.check_supported(graph.needed_stages(), "df")
-    assert str(err.value) == "df:3: RUN --mount is not supported yet"
+    assert str(err.value) == (
+        "df:3: RUN --mount=type=ssh is not supported (no SSH agent forwarding)"
+    )
     assert isinstance(err.value, BuildError) and err.value.exit_code == 7
     ok = build_stage_graph(parse_dockerfile("FROM scratch\nRUN --network=host true\n"), {})
     sources.check_supported(ok.needed_stages(), "df")

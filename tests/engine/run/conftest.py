@@ -34,7 +34,9 @@ APPLETS = (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
+# Package scope: the patch must end with this package, or base images that later tests
+# (tests/e2e) build in the same session would lack applets such as awk.
+@pytest.fixture(scope="package", autouse=True)
 def _only_the_applets_used() -> Iterator[None]:
     available = set(busybox.busybox_applets())
     assert set(APPLETS) <= available
