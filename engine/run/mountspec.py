@@ -157,10 +157,18 @@ def step_mounts(
     working directory); per-step copies and cache locks live until the block ends."""
     with contextlib.ExitStack() as stack:
         out: list[StepMount] = []
+        caches: dict[str, Path] = {}  # one lock per id and step: a second flock would wait
         for spec in specs:
             if spec.target and not spec.target.startswith("/"):
                 spec = replace(spec, target=target_in(cwd, spec.target))
-            mount = _resolve(spec, sources, stack)
+            if spec.kind == "cache" and spec.id in caches:
+                mount: StepMount | None = StepMount(
+                    "bind", spec.target, str(caches[spec.id]), spec.readonly
+                )
+            else:
+                mount = _resolve(spec, sources, stack)
+                if spec.kind == "cache" and mount is not None:
+                    caches[spec.id] = Path(mount.source)
             if mount is not None:
                 out.append(mount)
         yield out

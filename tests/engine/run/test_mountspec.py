@@ -143,3 +143,15 @@ def test_context_filter_skips_only_what_dockerignore_excludes() -> None:
     assert excluded("a.log", False) and not excluded("a.txt", False)
     assert not excluded("build", True)  # something below is re-included
     assert excluded("build/x", False) and not excluded("build/keep", False)
+
+
+def test_one_cache_id_twice_in_a_step_is_the_same_dir_without_waiting_on_itself(
+    tmp_path: Path,
+) -> None:
+    specs = [
+        parse_mount("type=cache,id=x,target=/a,sharing=locked"),
+        parse_mount("type=cache,id=x,target=/b,sharing=locked,ro"),
+    ]
+    with step_mounts(specs, sources(tmp_path)) as mounts:
+        assert mounts[0].source == mounts[1].source
+        assert [m.readonly for m in mounts] == [False, True]

@@ -220,9 +220,17 @@ def test_rootless_as_unprivileged_user_maps_caller_to_root(nobody_rootfs: Path) 
         {"sh": "id -u; touch /root-made; ls /proc/1/ >/dev/null && echo proc; ls /dev/null"},
         {"sh": "grep -q nameserver /etc/resolv.conf && echo dns; exit 3"},
         {"sh": "true", "user": "app"},
+        {
+            "sh": "/dev/pipes/S; ls /sys/class/net; echo t > /t/f && echo tmpfs",
+            "files": {"S": "#!/bin/sh\necho $0\n"},
+            "network": "none",
+            "mounts": [["tmpfs", "/t"]],
+        },
     ]
     results = run_steps(nobody, python_for_nobody(), nobody_rootfs, steps)
-    assert [r["backend"] for r in results] == ["rootless"] * 3
+    assert [r["backend"] for r in results] == ["rootless"] * 4
+    assert step_lines(results[3]) == ["s /dev/pipes/S", "s lo", "s tmpfs"], results[3]
+    assert not (nobody_rootfs / "t").exists()
     assert step_lines(results[0]) == ["s 0", "s proc", "s /dev/null"], results
     assert results[0]["status"] == 0
     # uid 0 inside is the caller outside: the file belongs to the unprivileged user.
