@@ -63,3 +63,49 @@ def sources_digest(
             excluded=excluded if callable(excluded) else None,
         )
     )
+
+
+def run_mounts_digest(
+    ins: Any,
+    *,
+    context_dir: Path,
+    matcher: Any,
+    stage_keys: Mapping[str, str | None],
+    image_digest: Callable[[str], str] | None = None,
+) -> str | None:
+    """What a RUN's bind mounts show it, hashed like COPY sources (BuildKit keys a step by
+    its mounts' content): "" without bind mounts; None if it cannot be known. Cache,
+    tmpfs and secret mounts are never part of the key."""
+    from engine.cache import hash_sources, stage_source_digest
+    from engine.fs.safe import resolve_in_root
+
+    parts: list[str] = []
+    for spec in adapt.run_mounts(ins):
+        if spec.kind != "bind":
+            continue
+        source = spec.source or "/"
+        if spec.from_:
+            if spec.from_.lower() in stage_keys:
+                key = stage_keys[spec.from_.lower()]
+            else:
+                key = image_digest(spec.from_) if image_digest else spec.from_
+            if key is None:
+                return None
+            parts.append(stage_source_digest(key, [source]))
+            continue
+        path = resolve_in_root(context_dir, source)
+        if not path.exists():
+            return None  # the step fails anyway, naming the source
+        excluded = getattr(matcher, "excluded", None)
+        can_skip = getattr(matcher, "can_skip_dir", None)
+        parts.append(
+            str(
+                hash_sources(
+                    context_dir,
+                    [path],
+                    excluded=excluded if callable(excluded) else None,
+                    can_skip_dir=can_skip if callable(can_skip) else None,
+                )
+            )
+        )
+    return stage_source_digest("run-mounts", parts) if parts else ""

@@ -306,17 +306,27 @@ class StageRunner:
 
         run_env = None
         sources = None
+        stage_keys = {
+            **{
+                name: self.env.stage_results[i].key
+                for name, i in self.env.stage_names.items()
+                if i in self.env.stage_results
+            },
+            **{str(i): r.key for i, r in self.env.stage_results.items()},
+        }
         if keyword == "RUN":
             run_env = adapt.run_env(self.scope, self.config)
+            sources = cachestep.run_mounts_digest(
+                ins,
+                context_dir=self.env.context_dir,
+                matcher=self.env.matcher,
+                stage_keys=stage_keys,
+                image_digest=self.env.image_digest,
+            )
+            if sources is None:
+                return None
+            sources = sources or None  # no bind mounts: the key is as before
         elif keyword in ("COPY", "ADD"):
-            stage_keys = {
-                **{
-                    name: self.env.stage_results[i].key
-                    for name, i in self.env.stage_names.items()
-                    if i in self.env.stage_results
-                },
-                **{str(i): r.key for i, r in self.env.stage_results.items()},
-            }
             sources = cachestep.sources_digest(
                 ins,
                 context_dir=self.env.context_dir,

@@ -163,3 +163,26 @@ def test_run_mount_and_network_none_refused_naming_the_line_without_namespaces(
         "RUN --network=none needs a network namespace, which is not allowed here"
     ]
     assert f"error: {c.context / 'Dockerfile'}:2: RUN --mount needs mount namespaces" in c.log
+
+
+def test_cached_run_misses_when_what_its_bind_mount_shows_changes(e2e: E2E, tmp_path: Path) -> None:
+    import json
+
+    dockerfile = "FROM {base}\nRUN --mount=target=/ctx,source=src cat /ctx/f > /g\n"
+
+    def build(name: str, content: str) -> tuple[str, bool]:
+        files = {"src/f": content, "other": name}  # "other" is not mounted
+        args = [
+            "--cache",
+            "--cache-repo",
+            f"{e2e.registry}/e2e/cache-runmount-{tmp_path.name.lower()}",
+            "--report-file",
+            str(tmp_path / f"{name}.json"),
+        ]
+        b = e2e.build("runmountcache", dockerfile, files, args=args).ok()
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        return entry(b.rootfs, "/g").content, report["steps"][-1]["cache_hit"]
+
+    assert build("a", "one\n") == ("one\n", False)
+    assert build("b", "one\n") == ("one\n", True)
+    assert build("c", "two\n") == ("two\n", False)  # kaniko-style keys would reuse "one"
