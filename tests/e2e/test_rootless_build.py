@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,14 @@ def throwaway_user(*, subids: bool) -> Iterator[BuildUser]:
             _remove_line(path, line)
             if before[path] is None and not path.read_text():
                 path.unlink()
-        subprocess.run(["userdel", name], check=True)
         shutil.rmtree(home, ignore_errors=True)
+        deadline = time.monotonic() + 15
+        # Exit status 8: a process of the user is still ending (a stopped build cleaning up).
+        while subprocess.run(["userdel", name], check=False).returncode == 8:
+            assert time.monotonic() < deadline, f"processes of {name} keep running"
+            time.sleep(0.2)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(name)
     for path in files:
         assert line not in (path.read_text() if path.exists() else "")
 
@@ -312,3 +319,49 @@ def test_rootless_without_user_namespaces_builds_in_process_and_says_so(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("note: rootless build: cannot make a user namespace: ") == 1
     assert "f.txt" in layer_owners(layout)
+
+
+def test_rootless_build_stopped_with_its_caller_removes_its_workspace(
+    e2e: E2E, build_user: BuildUser
+) -> None:
+    """The caller cannot delete files owned by its subordinate ids: when it is killed (a
+    cancelled CI job), the namespace side must stop and clean up by itself."""
+    ctx = build_user.home / "ctx-cancel"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {e2e.base}\nRUN chown 1000 /tmp && touch /started && sleep 60\n"
+    )
+    own_tree(ctx, build_user)
+    kaniko_dir = build_user.home / "kaniko"
+    kaniko_dir.mkdir()
+    os.chown(kaniko_dir, build_user.uid, build_user.gid)
+    code = "import sys; from engine.cli import executor_main; sys.exit(executor_main())"
+    proc = subprocess.Popen(
+        [
+            *build_user.argv(),
+            python_for(build_user),
+            "-c",
+            code,
+            *("--context", str(ctx), "--no-push", "--insecure-pull", "--isolation", "rootless"),
+            *("--kaniko-dir", str(kaniko_dir)),
+        ],
+        cwd=REPO,
+        env={"HOME": str(build_user.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(kaniko_dir.glob("*/stages/*/rootfs/started")):
+            assert time.monotonic() < deadline and proc.poll() is None, "RUN never started"
+            time.sleep(0.1)
+        proc.kill()  # SIGKILL: the caller itself gets no chance to clean up
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while os.listdir(kaniko_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.listdir(kaniko_dir) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
