@@ -344,9 +344,15 @@ def main() -> int:
                 _, status = os.waitpid(pid, 0)
                 return _status_of(status)
             setup_mounts(spec)
-        elif no_net:  # inplace: no mount namespace, but the network can still go
-            unshare(CLONE_NEWNET)
-            loopback_up()
+        elif spec.get("step_mounts") or no_net:
+            # inplace: / is the container's own; the step's mounts (and network) are
+            # made in namespaces of its own, no pid namespace, no pivot.
+            unshare(CLONE_NEWNS | (CLONE_NEWNET if no_net else 0))
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            if no_net:
+                loopback_up()
+            for kind, src, dst, readonly in spec["step_mounts"]:
+                step_mount(kind, src, dst, readonly)
         exec_command(spec)
     except Exception as e:  # process boundary: every setup failure goes to the parent
         os.write(report, (str(e).replace("\n", " ") + "\n").encode())

@@ -10,7 +10,7 @@ from typing import TextIO
 from engine.errors import BuildError
 from engine.run.idmap import IdentityMap, IdMapper, subid_map
 from engine.run.mounts import StepMount, check_network, pipe_files
-from engine.run.prepare import Prepared, prepare_rootfs, write_pipes
+from engine.run.prepare import Prepared, mount_target, prepare_rootfs, write_pipes
 from engine.run.spawn import probe_child, run_child, spec_for
 from engine.run.user import UserIds, resolve_user
 
@@ -241,8 +241,6 @@ class InplaceIsolation:
         mounts: Sequence[StepMount] = (),
     ) -> int:
         check_network(network)
-        if mounts:
-            raise NotAvailableHere("RUN --mount is not available with --isolation inplace")
         if not self.allowed:
             raise BuildError(
                 "inplace isolation runs only inside brickyard's executor image "
@@ -252,6 +250,14 @@ class InplaceIsolation:
             raise BuildError(f"inplace isolation needs rootfs /, got {rootfs}")
         ids = resolve_user(user, Path("/"))
         os.makedirs(cwd or "/", exist_ok=True)
+        # --mount / --network=none: a mount (and network) namespace of the step's own,
+        # directly or inside an identity-mapped user namespace, as chroot's tiers.
+        userns: str | None = None
+        if mounts or network == "none":
+            tier = ChrootIsolation().tier()
+            if tier == MKNOD:
+                _refuse_without_namespaces(network, mounts)
+            userns = "external" if tier == USERNS_MOUNTS else None
         spec = spec_for(
             mode=self.name,
             rootfs=Path("/"),
@@ -263,6 +269,7 @@ class InplaceIsolation:
             groups=ids.groups,
             home=ids.home,
             use_mounts=False,
+            userns=userns,
             mountpoints=[],
             binds=[],
             network=network,
@@ -270,7 +277,9 @@ class InplaceIsolation:
         prep = Prepared()
         try:
             write_pipes(prep, Path("/dev"), pipe_files(files))
-            return run_child(spec, step_label=step_label, out=out)
+            spec["step_mounts"] = [list(mount_target(prep, Path("/"), m)) for m in mounts]
+            id_map = IdentityMap() if userns else None
+            return run_child(spec, step_label=step_label, out=out, id_map=id_map)
         finally:
             prep.restore()
 

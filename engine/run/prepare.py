@@ -134,7 +134,7 @@ def prepare_rootfs(
                 raise BuildError("RUN: the image's /dev is not a directory; cannot provide scripts")
             prep.pipes = [(n, base64.b64encode(c).decode(), m) for n, c, m in pipes]
             for m in mounts:
-                prep.step_mounts.append(_mount_target(prep, rootfs, m))
+                prep.step_mounts.append(mount_target(prep, rootfs, m))
         elif make_dev_nodes:
             _make_dev_nodes(prep, rootfs)
         if pipes and not use_mounts:
@@ -237,7 +237,7 @@ def write_pipes(prep: Prepared, dev: Path, pipes: Sequence[tuple[str, bytes, int
         os.chmod(top / name, mode)
 
 
-def _mount_target(prep: Prepared, rootfs: Path, m: StepMount) -> tuple[str, str, str, bool]:
+def mount_target(prep: Prepared, rootfs: Path, m: StepMount) -> tuple[str, str, str, bool]:
     """The host path of m.target inside rootfs, made (and recorded) when missing: a
     directory, or an empty file when a file is bound there."""
     rel = clean_relative(m.target)

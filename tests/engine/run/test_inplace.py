@@ -19,21 +19,32 @@ SCRIPT = """
 import io, json, sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from engine.run import select_isolation
+from engine.run import StepMount, select_isolation
 out = io.StringIO()
 iso = select_isolation("inplace", 0, executor_image=True)
 status = iso.run(["/bin/sh", "-c", "echo inside > /tmp/made-by-step; id -u; pwd"],
                  rootfs=Path("/"), env={}, cwd="/workspace", user="app", step_label="s",
                  out=out)
-print(json.dumps({"status": status, "out": out.getvalue()}))
+out2 = io.StringIO()
+mounts = [StepMount("bind", "/mnt/x", "/srcdir"), StepMount("tmpfs", "/tmp/t")]
+script = ("/dev/pipes/S; cat /mnt/x/f; touch /mnt/x/g 2>/dev/null || echo ro; "
+          "echo t > /tmp/t/f && echo tmpfs; grep -c : /proc/net/dev")
+status2 = iso.run(["/bin/sh", "-c", script], rootfs=Path("/"), env={}, cwd="/", user=None,
+                  step_label="s", out=out2, network="none", mounts=mounts,
+                  files=[("S", b"#!/bin/sh\\necho $0\\n", 0o755)])
+print(json.dumps({"status": status, "out": out.getvalue(), "status2": status2,
+                  "out2": out2.getvalue()}))
 """
 
 
 def test_inplace_runs_in_the_containers_own_root(tmp_path: Path) -> None:
     root = make_busybox_rootfs(tmp_path / "container")
     os.chmod(root / "tmp", 0o1777)
+    (root / "srcdir").mkdir()
+    (root / "srcdir/f").write_text("bound\n")
     binds = ["/usr", "/lib", "/lib64", str(PYTHON_HOME), str(REPO), "/proc", "/dev"]
-    script_lines = ["set -e", "mount --make-rprivate /"]
+    # a container's / is a mount point of its own
+    script_lines = ["set -e", "mount --make-rprivate /", f"mount --bind {root} {root}"]
     for src in binds:
         if not os.path.exists(src):
             continue
@@ -56,3 +67,9 @@ def test_inplace_runs_in_the_containers_own_root(tmp_path: Path) -> None:
     assert (root / "tmp/made-by-step").read_text() == "inside\n"
     assert (root / "workspace").is_dir()
     assert not Path("/tmp/made-by-step").exists()
+    # RUN --mount, --network=none and /dev/pipes in the container's own /
+    assert result["status2"] == 0, result["out2"]
+    assert result["out2"].splitlines() == ["s /dev/pipes/S", "s bound", "s ro", "s tmpfs", "s 1"]
+    assert not (root / "mnt").exists()
+    assert not (root / "tmp/t").exists()
+    assert sorted(os.listdir(root / "srcdir")) == ["f"]
