@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -29,8 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 SUBID_START = 600000  # away from the 300000 range tests/engine/run gives nobody
 SUBID_COUNT = 65536
 RUNS_ENGINE = (
-    "import subprocess, sys; sys.path.insert(0, sys.argv[1]); import engine.build; "
-    "subprocess.run([sys.executable, '-c', ''], check=True)"
+    "import subprocess, sys; sys.path.insert(0, sys.argv[1]); import engine.build, ssl, isal; "
+    f"assert sys.version_info == {tuple(sys.version_info)!r}; "
+    "subprocess.run([sys.executable, '-c', 'import ssl'], check=True)"
 )
 
 
@@ -100,21 +103,31 @@ def plain_user() -> Iterator[BuildUser]:
         yield user
 
 
+# Bind the interpreter's prefix where the user can reach it, in a private mount
+# namespace of the test's own: $0 source, $1 mount point, then the command.
+BIND_THEN_EXEC = 'mount --bind "$0" "$1" && shift && exec "$@"'
+
+
 @functools.cache
-def python_for(user: BuildUser) -> str:
-    """An interpreter the user may run that imports the engine (pyenv under /root is
-    private to root; the system python3 has the engine's dependencies, install-deps.sh)."""
-    last: list[str] = []
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        proc = subprocess.run(
-            [*user.argv(), candidate, "-c", RUNS_ENGINE, str(REPO)],
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode == 0:
-            return candidate
-        last = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
-    raise AssertionError(f"no Python interpreter runs the engine as {user.name}: {last}")
+def as_user_with_python(user: BuildUser) -> tuple[str, ...]:
+    """argv prefix that runs this test's own interpreter (and its packages) as the user.
+    pyenv lives under /root, which only root may enter: its prefix is bind-mounted under
+    the user's work dir for that one command; nothing on the host changes."""
+    prefix = Path(sys.prefix).resolve()
+    site = Path(sysconfig.get_paths()["purelib"]).resolve().relative_to(prefix)
+    mountpoint = user.home / "python"
+    mountpoint.mkdir(exist_ok=True)
+    argv = (
+        *("unshare", "--mount", "--propagation", "private", "sh", "-c", BIND_THEN_EXEC),
+        *(str(prefix), str(mountpoint)),
+        *user.argv(),
+        # its RUNPATH names the private /root path: libpython from the mount point
+        *("env", f"LD_LIBRARY_PATH={mountpoint / 'lib'}", f"PYTHONPATH={REPO}:{mountpoint / site}"),
+        str(mountpoint / Path(sys.executable).resolve().relative_to(prefix)),
+    )
+    proc = subprocess.run([*argv, "-c", RUNS_ENGINE, str(REPO)], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    return argv
 
 
 def owner(rootfs: Path, path: str) -> tuple[int, int]:
@@ -146,14 +159,18 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
 
 def build_as(
-    user: BuildUser, e2e: E2E, ctx: Path, *args: str, wrap: tuple[str, ...] = ()
+    user: BuildUser,
+    e2e: E2E,
+    ctx: Path | str,
+    *args: str,
+    wrap: tuple[str, ...] = (),
+    stdin: bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
     code = "import sys; from engine.cli import executor_main; sys.exit(executor_main())"
-    return subprocess.run(
+    proc = subprocess.run(
         [
             *wrap,
-            *user.argv(),
-            python_for(user),
+            *as_user_with_python(user),
             "-c",
             code,
             "--context",
@@ -172,9 +189,12 @@ def build_as(
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(REPO),
         },
+        input=stdin,
         capture_output=True,
-        text=True,
         timeout=180,
+    )
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode(errors="replace")
     )
 
 
@@ -338,8 +358,7 @@ def test_rootless_build_stopped_with_its_caller_removes_its_workspace(
     code = "import sys; from engine.cli import executor_main; sys.exit(executor_main())"
     proc = subprocess.Popen(
         [
-            *build_user.argv(),
-            python_for(build_user),
+            *as_user_with_python(build_user),
             "-c",
             code,
             *("--context", str(ctx), "--no-push", "--insecure-pull", "--isolation", "rootless"),
@@ -365,3 +384,24 @@ def test_rootless_build_stopped_with_its_caller_removes_its_workspace(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_rootless_build_reads_a_tar_context_from_stdin(e2e: E2E, build_user: BuildUser) -> None:
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as tf:
+        for name, data in (("Dockerfile", f"FROM {e2e.base}\nCOPY --chown=7:8 a /a\n"), ("a", "a")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data.encode())
+            tf.addfile(info, io.BytesIO(data.encode()))
+    layout = build_user.home / "layout"
+    proc = build_as(
+        build_user,
+        e2e,
+        "tar://stdin",
+        "--no-push",
+        "--oci-layout-path",
+        str(layout),
+        stdin=tar.getvalue(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert layer_owners(layout)["a"] == (7, 8)
