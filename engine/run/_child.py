@@ -171,7 +171,7 @@ def setup_mounts(spec: dict) -> None:
     if spec.get("pipes"):
         write_pipes(os.path.join(rootfs, "dev", "pipes"), spec["pipes"])
     for kind, src, dst, readonly in spec.get("step_mounts") or []:
-        step_mount(kind, src, dst, readonly)
+        step_mount(kind, src, dst, readonly, rootfs)
 
 
 def write_pipes(top: str, pipes: list) -> None:
@@ -185,9 +185,13 @@ def write_pipes(top: str, pipes: list) -> None:
         os.chmod(path, mode)
 
 
-def step_mount(kind: str, src: str, dst: str, readonly: bool) -> None:
+def step_mount(kind: str, src: str, dst: str, readonly: bool, rootfs: str = "/") -> None:
     """One RUN --mount on its host path (made by the parent; inside an earlier mount of
-    this step, e.g. a tmpfs, made here)."""
+    this step, e.g. a tmpfs, made here). An earlier mount may hold symlinks the parent
+    did not see: the target must still be inside rootfs."""
+    real = os.path.realpath(dst)
+    if rootfs != "/" and not (real + "/").startswith(rootfs.rstrip("/") + "/"):
+        raise SetupError(f"RUN --mount: target {dst[len(rootfs) :]} leaves the rootfs")
     if not os.path.lexists(dst):
         if kind == "bind" and not os.path.isdir(src):
             open(dst, "w").close()

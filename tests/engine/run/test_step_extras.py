@@ -111,3 +111,16 @@ def test_mount_target_of_the_wrong_kind_is_refused(
         sh(rootfs, "true", out, mounts=[StepMount("bind", "/etc", str(tmp_path / "f"))])
     with pytest.raises(BuildError, match=r"bind source .* does not exist"):
         StepMount("bind", "/x", str(tmp_path / "missing"))
+
+
+def test_a_target_through_a_symlink_in_an_earlier_mount_cannot_leave_the_rootfs(
+    rootfs: Path, tmp_path: Path, out: io.StringIO
+) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "escape").symlink_to(tmp_path / "host")
+    (tmp_path / "host").mkdir()
+    mounts = [StepMount("bind", "/a", str(ctx)), StepMount("tmpfs", "/a/escape/x")]
+    with pytest.raises(BuildError, match="target /a/escape/x leaves the rootfs"):
+        sh(rootfs, "true", out, mounts=mounts)
+    assert os.listdir(tmp_path / "host") == []
