@@ -44,6 +44,7 @@ NO_USERNS = b"!"  # result file prefix: the child could not make a user namespac
 OWNERS = "files in new layers belong to the caller"
 PR_SET_PDEATHSIG = 1
 MAP_TIMEOUT = 30.0  # seconds the child may take to reach unshare(CLONE_NEWUSER)
+STOP_TIMEOUT = 30.0  # seconds a stopped child may take to clean its workspace up
 ENGINE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `engine/`
 BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -173,8 +174,7 @@ def _run_child(
             _copy_log(log_r, out)
             status = proc.wait()
         except BaseException:
-            proc.kill()
-            proc.wait()
+            _stop(proc)
             raise
         finally:
             os.close(log_r)
@@ -189,6 +189,17 @@ def _run_child(
                 stdin = child_stdin
             return _in_process(build, options, env, stdin=stdin, out=out)
     return _outcome(payload, status)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM first: the child then runs the build's cleanup, which only it can do (the
+    workspace holds files owned by subordinate ids). SIGKILL if it does not end."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _map(proc: subprocess.Popen[bytes], id_map: IdMap, ready_r: int, ack_w: int) -> None:
@@ -323,7 +334,9 @@ def child_main(args: list[str]) -> int:
             pickle.dump(_encode_error(exc), result)
             return 1
         except KeyboardInterrupt:
-            pickle.dump(_encode_error(BrickyardError("interrupted")), result)
+            interrupted = BrickyardError("interrupted")
+            interrupted.exit_code = 130
+            pickle.dump(_encode_error(interrupted), result)
             return 130
         try:
             pickle.dump(("ok", value), result)

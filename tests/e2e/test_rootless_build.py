@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -341,11 +342,12 @@ def test_rootless_without_user_namespaces_builds_in_process_and_says_so(
     assert "f.txt" in layer_owners(layout)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_rootless_build_stopped_with_its_caller_removes_its_workspace(
-    e2e: E2E, build_user: BuildUser
+    e2e: E2E, build_user: BuildUser, sig: signal.Signals
 ) -> None:
     """The caller cannot delete files owned by its subordinate ids: when it is killed (a
-    cancelled CI job), the namespace side must stop and clean up by itself."""
+    cancelled CI job) or interrupted, the namespace side must stop and clean up itself."""
     ctx = build_user.home / "ctx-cancel"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(
@@ -374,8 +376,12 @@ def test_rootless_build_stopped_with_its_caller_removes_its_workspace(
         while not list(kaniko_dir.glob("*/stages/*/rootfs/started")):
             assert time.monotonic() < deadline and proc.poll() is None, "RUN never started"
             time.sleep(0.1)
-        proc.kill()  # SIGKILL: the caller itself gets no chance to clean up
-        proc.wait()
+        os.kill(proc.pid, sig)  # the caller only (after unshare/sh/setpriv/env exec'd it)
+        rc = proc.wait(timeout=40)
+        if sig == signal.SIGINT:
+            # The caller waits for the namespace side to clean up, then says interrupted.
+            assert rc == 130
+            assert os.listdir(kaniko_dir) == []
         deadline = time.monotonic() + 20
         while os.listdir(kaniko_dir) and time.monotonic() < deadline:
             time.sleep(0.1)
