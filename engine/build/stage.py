@@ -264,6 +264,7 @@ class StageRunner:
             if hit is not None:
                 self.log.info(f"Using caching version of cmd: {text}")
                 report.cache_hit = True
+                self._apply_config_delta(hit.config_delta)
                 report.layer = self._apply_hit(hit, text)
                 report.duration_s = round(time.monotonic() - started, 3)
                 self.env.report_steps.append(report)
@@ -290,7 +291,7 @@ class StageRunner:
                 key,
                 blob,
                 history={"created_by": created_by, "comment": HISTORY_COMMENT},
-                config_delta={},
+                config_delta=self._config_delta(keyword),
                 mount_from=self.env.cache_mount_from,
             )
         self.key = key
@@ -339,6 +340,17 @@ class StageRunner:
         return str(
             step_key(self.key, cachestep.expanded_text(ins), run_env=run_env, sources=sources)
         )
+
+    def _config_delta(self, keyword: str) -> dict[str, Any]:
+        """The config fields a cached step sets (RUN/COPY/ADD change none)."""
+        if keyword == "WORKDIR":
+            return {"WorkingDir": self.config.workdir}
+        return {}
+
+    def _apply_config_delta(self, delta: Mapping[str, Any]) -> None:
+        # Only WORKDIR's field is cached today; anything else in an entry is ignored.
+        if isinstance(delta.get("WorkingDir"), str) and delta["WorkingDir"]:
+            self.config.container["WorkingDir"] = delta["WorkingDir"]
 
     def _apply_hit(self, hit: Any, text: str) -> LayerReport | None:
         """Use a cached step as is: its layer (extracted only if a later step needs files),

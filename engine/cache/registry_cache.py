@@ -246,13 +246,15 @@ class StepCache:
     # ---- policy ----
     def caches(self, keyword: str) -> bool:
         """Does this instruction's layer go through the cache? (--cache-run-layers,
-        --cache-copy-layers; every other instruction only contributes its key.)"""
+        --cache-copy-layers; WORKDIR always, as kaniko's CachingWorkdirCommand: creating the
+        directory needs the filesystem, its entry lets a cached rebuild skip extracting it;
+        every other instruction only contributes its key.)"""
         keyword = keyword.upper()
         if keyword == "RUN":
             return self.run_layers
         if keyword in ("COPY", "ADD"):
             return self.copy_layers
-        return False
+        return keyword == "WORKDIR"
 
     # ---- lookup ----
     def lookup(self, key: str) -> CachedLayer | None:

@@ -86,8 +86,10 @@ def test_deletions_in_a_cached_run_stay_deleted(via_proxy: E2E, tmp_path: Path) 
 
 SMALL = """\
 FROM {base}
+WORKDIR /app
 COPY src/ /app/src/
-RUN cat /app/src/* > /app/all && rm /app/src/b.txt
+WORKDIR src
+RUN cat * > /app/all && rm b.txt
 ENV MODE=prod
 COPY conf /app/conf
 """
@@ -108,7 +110,10 @@ def test_fully_cached_rebuild_downloads_no_layer_blob(
     again = e2e.build(
         "full", SMALL, files, args=cache_args(e2e, "full", tmp_path / "2.json", *extra)
     ).ok()
-    assert hits(tmp_path / "2.json") == [True, True, False, True]
+    # WORKDIR is a cached step too: creating /app (a layer) and entering the existing
+    # /app/src (no layer) need no filesystem on a rebuild.
+    assert hits(tmp_path / "2.json") == [True, True, True, True, False, True]
+    assert again.config["config"]["WorkingDir"] == "/app/src"
     downloaded = {p.rsplit("/", 1)[1] for p in proxy.blob_gets()}
     assert downloaded & layer_digests == set(), "a fully cached rebuild downloaded layers"
     assert "Unpacking rootfs" not in again.log

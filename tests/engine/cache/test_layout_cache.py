@@ -110,7 +110,7 @@ def test_no_push_cache_reads_but_never_writes(tmp_path: Path) -> None:
 def test_run_and_copy_layer_flags_choose_what_is_cached(tmp_path: Path) -> None:
     default = StepCache(LayoutBackend(tmp_path))
     assert default.caches("RUN") and not default.caches("COPY") and not default.caches("add")
-    assert not default.caches("ENV") and not default.caches("WORKDIR")
+    assert not default.caches("ENV") and default.caches("WORKDIR") and default.caches("workdir")
     flipped = StepCache(LayoutBackend(tmp_path), run_layers=False, copy_layers=True)
     assert not flipped.caches("run") and flipped.caches("COPY") and flipped.caches("ADD")
     default.close()
