@@ -165,6 +165,13 @@ def _decompressed(stream: IO[bytes]) -> IO[bytes]:
     return buffered
 
 
+# Extraction filters arrived in 3.11.4 (Debian 12 ships 3.11.2); members are checked by
+# _check_member either way, so the filter only silences 3.12+'s deprecation warning.
+_TRUSTED: dict[str, Any] = (
+    {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+)
+
+
 def extract_tar_stream(stream: IO[bytes], dest: Path, *, name: str) -> None:
     """Unpack a (compressed) tar stream into dest, refusing anything that would escape it."""
     root = Path(os.path.realpath(dest))
@@ -172,9 +179,7 @@ def extract_tar_stream(stream: IO[bytes], dest: Path, *, name: str) -> None:
         with tarfile.open(fileobj=_decompressed(stream), mode="r|*") as tar:
             for member in tar:
                 _check_member(member, root, name)
-                tar.extract(
-                    member, root, set_attrs=True, numeric_owner=True, filter="fully_trusted"
-                )
+                tar.extract(member, root, set_attrs=True, numeric_owner=True, **_TRUSTED)
     except tarfile.TarError as err:
         raise ContextError(f"build context tarball {name} is not a valid tar: {err}") from None
     except (EOFError, OSError) as err:
