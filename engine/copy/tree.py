@@ -73,6 +73,11 @@ class TreeWriter:
             # the caller's, which the user namespace shows as root.
             if os.geteuid() == 0:
                 raise
+        except OSError as err:
+            # EINVAL: the id is not mapped in this user namespace (a rootless build without a
+            # subordinate id range); extraction treats it the same way (engine/fs/extract.py).
+            if err.errno != errno.EINVAL:
+                raise
 
     def _mode(self, src_mode: int) -> int:
         return self.owner.chmod if self.owner.chmod is not None else stat.S_IMODE(src_mode)

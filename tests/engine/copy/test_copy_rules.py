@@ -292,3 +292,28 @@ def test_symlinked_directories_in_the_destination_are_followed_not_replaced(
     copy(context, rootfs, ["tree"], "/")
     assert os.readlink(rootfs / "lib") == "usr/lib"
     assert (rootfs / "usr/lib/sub/x.so").read_text() == "so"
+
+
+def test_chown_to_an_id_unmapped_in_the_user_namespace_keeps_the_copy(
+    context: Path, rootfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rootless build without a subordinate id range: the kernel answers EINVAL.
+    def unmapped(*_args: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "lchown", unmapped)
+    monkeypatch.setattr(os, "fchown", unmapped)
+    copy(context, rootfs, ["a.txt"], "/f", chown="4242")
+    assert (rootfs / "f").read_text() == "A"
+
+
+def test_chown_failing_otherwise_is_not_hidden(
+    context: Path, rootfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "lchown", broken)
+    monkeypatch.setattr(os, "fchown", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        copy(context, rootfs, ["a.txt"], "/f", chown="4242")
