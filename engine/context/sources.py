@@ -19,6 +19,7 @@ import base64
 import io
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -179,11 +180,27 @@ def extract_tar_stream(stream: IO[bytes], dest: Path, *, name: str) -> None:
         with tarfile.open(fileobj=_decompressed(stream), mode="r|*") as tar:
             for member in tar:
                 _check_member(member, root, name)
+                _clear_slot(root / member.name, member)
                 tar.extract(member, root, set_attrs=True, numeric_owner=True, **_TRUSTED)
     except tarfile.TarError as err:
         raise ContextError(f"build context tarball {name} is not a valid tar: {err}") from None
     except (EOFError, OSError) as err:
         raise ContextError(f"cannot unpack build context tarball {name}: {err}") from None
+
+
+def _clear_slot(target: Path, member: tarfile.TarInfo) -> None:
+    """Remove what an entry replaces, as Docker does: tarfile opens a regular file's name
+    and chmods a directory's name following symlinks, so a symlink left there by an
+    earlier entry would redirect the write (or the chmod) outside the context."""
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not member.isdir():
+            shutil.rmtree(target)
+        return
+    target.unlink()
 
 
 def _inside(root: Path, candidate: str) -> bool:
