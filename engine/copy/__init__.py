@@ -229,8 +229,14 @@ def _target_file(job: _Job, full_dest: str, wants_dir: bool, item: Source) -> st
         writer.make_dirs(full_dest)
         return writer.host(posixpath.join(full_dest, item.name), follow_last=False)
     writer.make_dirs(posixpath.dirname(full_dest))
-    # An existing symlink as destination is followed (inside the rootfs), as BuildKit does.
-    return writer.host(full_dest)
+    # An existing symlink as destination is followed (inside the rootfs), as BuildKit does;
+    # a dangling one gets its target's missing parents (inside the rootfs too).
+    target = writer.host(full_dest)
+    root = str(writer.rootfs)
+    parent = os.path.dirname(target)
+    if not os.path.lexists(parent) and parent.startswith(root + "/"):
+        writer.make_dirs(parent[len(root) :])
+    return target
 
 
 def _copy_one(job: _Job, item: Source, full_dest: str, wants_dir: bool) -> None:
