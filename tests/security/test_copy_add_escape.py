@@ -7,6 +7,7 @@ import contextlib
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,10 +41,8 @@ def context(tmp_path: Path) -> Path:
     return ctx
 
 
-def _run(ctx: Path, root: Path, sources: list[str], dest: str, **kw: object) -> list[str]:
-    return copy_sources(  # type: ignore[arg-type]
-        sources=sources, dest=dest, src_root=ctx, rootfs=root, **kw
-    )
+def _run(ctx: Path, root: Path, sources: list[str], dest: str, **kw: Any) -> list[str]:
+    return copy_sources(sources=sources, dest=dest, src_root=ctx, rootfs=root, **kw)
 
 
 def _untouched(outside: Path) -> None:
