@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ class StageRunner:
         self.options = env.options
         self.snapshotter = adapt.new_snapshotter(rootfs, env.extra_ignore)
         self.snapshotter_ready = False
+        self._later: list[str] = []  # keywords of the stage's instructions after this one
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -160,13 +162,17 @@ class StageRunner:
         return layer_media_type(compression, docker=docker)
 
     def _write(
-        self, paths: Sequence[str], deleted: Sequence[str], opaque: Sequence[str]
+        self,
+        paths: Sequence[str],
+        deleted: Sequence[str],
+        opaque: Sequence[str],
+        root: Path | None = None,
     ) -> LayerBlob:
         mt = self._layer_media_type()
         compression = "zstd" if mt.endswith("zstd") else "gzip"
         level = self.options.compression_level if self.options.compression_level > 0 else None
         return write_layer(
-            self.rootfs,
+            root or self.rootfs,
             paths,
             deleted,
             self.env.workspace.new_layer_path(),
@@ -177,7 +183,7 @@ class StageRunner:
             media_type=mt,
             # the snapshot's stat index, just refreshed by diff()/diff_paths(): no second
             # lstat per path, and big layers are built by parallel workers
-            index=self.snapshotter.index if self.snapshotter_ready else None,
+            index=self.snapshotter.index if self.snapshotter_ready and root is None else None,
         )
 
     def snapshot_full(self) -> LayerBlob | None:
@@ -218,7 +224,9 @@ class StageRunner:
     # -- the instructions ---------------------------------------------------------------
 
     def run(self, triggers: Sequence[Any]) -> StageResult:
-        for ins in [*triggers, *adapt.stage_instructions(self.stage)]:
+        instructions = [*triggers, *adapt.stage_instructions(self.stage)]
+        for position, ins in enumerate(instructions):
+            self._later = [adapt.keyword(x).upper() for x in instructions[position + 1 :]]
             self.execute(ins)
         if self.options.materialize:
             self.apply_pending("--materialize")
@@ -489,14 +497,91 @@ class StageRunner:
             raise adapt.UnsupportedInstruction(f"{adapt.where(ins, name)}: {e}") from None
 
     def _copy(self, keyword: str, ins: Any) -> tuple[LayerBlob | None, str]:
-        self._ensure_index(adapt.instruction_text(ins))
-        written = self.env.copy_files(self, keyword, ins)
         created_by = copy_created_by(
             keyword, adapt.copy_flags_for_history(ins), *adapt.copy_srcs_dest(ins)
         )
+        if self._can_copy_direct(keyword, ins):
+            direct = self._copy_direct(keyword, ins)
+            if direct is not None:
+                return direct, created_by
+        self._ensure_index(adapt.instruction_text(ins))
+        written = self.env.copy_files(self, keyword, ins)
         if self.options.single_snapshot:
             return None, created_by
         return self.snapshot_paths(written), created_by
+
+    def _can_copy_direct(self, keyword: str, ins: Any) -> bool:
+        """engine/build/directcopy.py's rule, the parts known without reading layers."""
+        from engine.build.directcopy import NEEDS_FILESYSTEM
+
+        flags = adapt.flags(ins)
+        return (
+            keyword == "COPY"
+            and bool(self._pending)
+            and not self.snapshotter_ready
+            and not flags.get("from")
+            and not flags.get("chown")
+            and not self.options.single_snapshot
+            and not self.options.materialize
+            and self.env.ensure_local is not None
+            and not NEEDS_FILESYSTEM.intersection(self._later)
+        )
+
+    def _copy_direct(self, keyword: str, ins: Any) -> LayerBlob | None:
+        """The COPY's layer without extracting the rootfs, or None (then extract as usual)."""
+        from concurrent.futures import ThreadPoolExecutor
+        from types import SimpleNamespace
+
+        from engine.build import directcopy
+        from engine.image.layers import iterate_layer
+
+        started = time.monotonic()
+        dest = posixpath.normpath(posixpath.join(self.config.workdir, adapt.copy_srcs_dest(ins)[1]))
+        view = directcopy.LowerView(dest.strip("/"))
+        ensure_local = self.env.ensure_local
+        assert ensure_local is not None
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            blobs = list(pool.map(ensure_local, self.layers))
+        for ref, blob_path in zip(self.layers, blobs, strict=True):
+            view.add_layer(e.info for e in iterate_layer(blob_path, ref.descriptor.media_type))
+            if view.unsafe:
+                break
+        why = view.verdict()
+        if why:
+            self.log.debug(f"COPY needs the rootfs: {why}")
+            return None
+        scratch = self.env.workspace.root / "copy-scratch" / f"{len(self.layers)}"
+        directcopy.remove_scratch(scratch)
+        scratch.mkdir(parents=True)
+        try:
+            directcopy.make_scratch(scratch, view)
+            target = SimpleNamespace(rootfs=scratch, config=self.config, scope=self.scope)
+            written = self.env.copy_files(target, keyword, ins)
+            why = view.overlaps(written)
+            if why:
+                self.log.debug(f"COPY needs the rootfs: {why}")
+                return None
+            self.log.info("Writing the COPY layer without unpacking the rootfs")
+            snap = adapt.new_snapshotter(scratch, self.env.extra_ignore)
+            changed = adapt.snapshot_paths(snap, written) if written else []
+            if not changed:
+                return None
+            blob = self._write(changed, (), (), root=scratch)
+        finally:
+            directcopy.remove_scratch(scratch)
+        self._log_layer(blob, len(changed), 0, started)
+        # a later step that needs files extracts this layer after the lower ones
+        self._pending.append(self._extract_blob(blob))
+        return blob
+
+    @staticmethod
+    def _extract_blob(blob: LayerBlob) -> Callable[[Path], None]:
+        def extract(rootfs: Path) -> None:
+            from engine.fs.extract import extract_layer
+
+            extract_layer(blob.path, blob.media_type, rootfs)
+
+        return extract
 
     def _ensure_workdir_exists(self, workdir: str) -> list[str]:
         """mkdir -p the working directory inside the rootfs; returns the created paths."""

@@ -248,3 +248,57 @@ def test_no_push_cache_reads_the_cache_but_never_writes_it(
     # Not stored, so a third build misses the changed step again.
     e2e.build("npc", changed, args=cache_args(e2e, "npc", tmp_path / "3.json")).ok()
     assert hits(tmp_path / "3.json") == [True, False]
+
+
+def test_copy_missing_after_cached_steps_is_written_without_the_rootfs(
+    via_proxy: E2E, tmp_path: Path
+) -> None:
+    e2e = via_proxy
+    files = {"src/a.txt": "a\n", "src/b.txt": "b\n", "conf": "port=1\n"}
+    extra = ("--cache-copy-layers", "--reproducible")
+    e2e.build("dc", SMALL, files, args=cache_args(e2e, "dc", tmp_path / "1.json", *extra)).ok()
+    changed = {**files, "conf": "port=2\n"}
+    again = e2e.build(
+        "dc", SMALL, changed, args=cache_args(e2e, "dc", tmp_path / "2.json", *extra)
+    ).ok()
+    assert hits(tmp_path / "2.json") == [True, True, True, True, False, False]
+    assert "Unpacking rootfs" not in again.log
+    assert "without unpacking the rootfs" in again.log
+    # The same inputs built cold (the rootfs extracted, COPY into it) give the same image:
+    # the layer written from the scratch directory is byte for byte the usual one.
+    cold = e2e.build("dc", SMALL, changed, args=["--reproducible"]).ok()
+    assert again.digest == cold.digest
+    assert entry(again.rootfs, "/app/conf").content == "port=2\n"
+    assert not exists(again.rootfs, "/app/src/b.txt")
+
+
+THROUGH_LINK = """\
+FROM {base}
+RUN mkdir -p /data/old && ln -s /data /app && echo old > /data/conf
+COPY conf /app/new/conf
+COPY conf /app/conf
+"""
+
+
+def test_copy_through_a_cached_symlink_or_over_a_file_extracts_the_rootfs(
+    via_proxy: E2E, tmp_path: Path
+) -> None:
+    e2e = via_proxy
+    files = {"conf": "port=1\n"}
+    extra = ("--cache-copy-layers",)
+    e2e.build(
+        "dl", THROUGH_LINK, files, args=cache_args(e2e, "dl", tmp_path / "1.json", *extra)
+    ).ok()
+    again = e2e.build(
+        "dl",
+        THROUGH_LINK,
+        {"conf": "port=2\n"},
+        args=cache_args(e2e, "dl", tmp_path / "2.json", *extra),
+    ).ok()
+    assert hits(tmp_path / "2.json") == [True, False, False]
+    # /app is a symlink in the cached RUN layer: only the real rootfs knows where COPY lands
+    assert "Unpacking rootfs" in again.log
+    assert "without unpacking" not in again.log
+    assert entry(again.rootfs, "/data/new/conf").content == "port=2\n"
+    assert entry(again.rootfs, "/data/conf").content == "port=2\n"
+    assert entry(again.rootfs, "/app").kind == "symlink"
