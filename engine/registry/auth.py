@@ -133,6 +133,10 @@ class TokenCache:
     def drop(self, key: tuple[str, str, str]) -> None:
         self._tokens.pop(key, None)
 
+    def values(self) -> tuple[str, ...]:
+        """The tokens held (for redaction; expired ones too, they are still secrets)."""
+        return tuple(t.value for t in self._tokens.values())
+
 
 def basic_header(cred: Credential) -> str:
     raw = f"{cred.username}:{cred.password}".encode()

@@ -44,7 +44,14 @@ class Credential:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.password, self.identity_token, self.registry_token) if s)
+        """Every string that would give the credential away, the Basic header value too (a
+        registry echoing our Authorization header must not get it into a message)."""
+        basic = ""
+        if self.username and self.password:
+            basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return tuple(
+            s for s in (self.password, self.identity_token, self.registry_token, basic) if s
+        )
 
 
 # Runs a helper: (program, argument, stdin) -> (exit status, stdout, stderr).

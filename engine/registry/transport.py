@@ -15,6 +15,7 @@ import contextlib
 import email.utils
 import ipaddress
 import random
+import re
 import tempfile
 import time
 import warnings
@@ -116,6 +117,10 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return None
 
 
+# "Bearer <token>", "Basic <base64>" in an echoed header or message
+_AUTH_VALUE = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
 def _registry_error_detail(resp: requests.Response) -> str:
     with contextlib.suppress(ValueError, AttributeError, TypeError):
         errors = resp.json().get("errors") or []
@@ -204,10 +209,12 @@ class Transport:
         return self.keychain.resolve(host)
 
     def _redact(self, text: str, host: str) -> str:
+        """Registry error text may echo what we sent: mask our credentials, every bearer
+        token we hold, and whatever follows an auth scheme word."""
         cred = self.credential(host)
-        for secret in cred.secrets if cred else ():
+        for secret in (*(cred.secrets if cred else ()), *self.tokens.values()):
             text = text.replace(secret, "***")
-        return text
+        return _AUTH_VALUE.sub(r"\1 ***", text)
 
     # ---- raw send ----
     def _send(
