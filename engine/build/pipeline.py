@@ -72,9 +72,12 @@ class Pipeline:
     @property
     def client(self) -> Any:
         if self._client is None:
+            from engine.build.httpsession import pooled_session
             from engine.registry import RegistryClient, RegistryConfig
 
-            self._client = RegistryClient(RegistryConfig.from_options(self.options, self.env))
+            self._client = RegistryClient(
+                RegistryConfig.from_options(self.options, self.env), session=pooled_session()
+            )
         return self._client
 
     # -- the build ------------------------------------------------------------------------
