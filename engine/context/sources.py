@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from engine.context.redact import redact_text, redact_url
 from engine.errors import ContextError
 from engine.options import GitOptions
 
@@ -255,13 +256,7 @@ def open_https(url: str, request: ContextRequest) -> Path:
 
 
 def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        parts = parts._replace(netloc=f"***@{host}")
-    return urlunsplit(parts._replace(query="", fragment=""))
+    return redact_url(url, keep_fragment=False)
 
 
 # ---------------------------------------------------------------- git
@@ -333,7 +328,26 @@ _GIT_PASSTHROUGH = {
 }
 
 
-def _git(args: list[str], env: Mapping[str, str], shown: str, cwd: Path | None = None) -> str:
+def _git_secrets(url: str, env: Mapping[str, str], git_env: Mapping[str, str]) -> tuple[str, ...]:
+    """What git's messages must never show: the URL's password and user (a token is often
+    sent as the user name), GIT_PASSWORD, GIT_TOKEN and the Basic value made of them."""
+    try:
+        parts = urlsplit(url)
+        in_url = (parts.password or "", parts.username or "")
+    except ValueError:
+        in_url = ("", "")
+    found = [*in_url, env.get("GIT_PASSWORD", ""), env.get("GIT_TOKEN", "")]
+    found += [v.rpartition(" ")[2] for k, v in git_env.items() if k.startswith("GIT_CONFIG_VALUE_")]
+    return tuple(s for s in found if len(s) >= 4)
+
+
+def _git(
+    args: list[str],
+    env: Mapping[str, str],
+    shown: str,
+    cwd: Path | None = None,
+    secrets: tuple[str, ...] = (),
+) -> str:
     try:
         done = subprocess.run(
             ["git", *args],
@@ -348,7 +362,8 @@ def _git(args: list[str], env: Mapping[str, str], shown: str, cwd: Path | None =
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit status {done.returncode}"
-        raise ContextError(f"git {args[0]} of {shown} failed: {last.strip()}")
+        detail = redact_text(last.strip(), secrets)
+        raise ContextError(f"git {args[0]} of {shown} failed: {detail}")
     return done.stdout
 
 
@@ -364,6 +379,7 @@ def open_git(url: str, request: ContextRequest) -> Path:
     shown = _redact(spec.url)
     opts = request.git
     env = _git_env(request, opts.insecure_skip_tls)
+    secrets = _git_secrets(spec.url, request.env, env)
     dest = _fresh_dir(request.workdir)
     ref = opts.branch or spec.ref  # kaniko: --git branch= wins over the URL fragment
     args = ["clone", "--quiet"]
@@ -376,28 +392,56 @@ def open_git(url: str, request: ContextRequest) -> Path:
     if plain_name:
         args += ["--branch", short]
     try:
-        _git([*args, "--", spec.url, str(dest)], env, shown)
+        _git([*args, "--", spec.url, str(dest)], env, shown, secrets=secrets)
     except ContextError:
         if not ref:
             raise
         # not a branch or tag name (a commit or another ref): clone, then fetch it
         _clear(dest)
-        _git(["clone", "--quiet", "--", spec.url, str(dest)], env, shown)
+        _git(["clone", "--quiet", "--", spec.url, str(dest)], env, shown, secrets=secrets)
         try:  # a commit already in the clone
-            _git(["checkout", "--quiet", "--detach", ref], env, shown, cwd=dest)
+            _git(["checkout", "--quiet", "--detach", ref], env, shown, cwd=dest, secrets=secrets)
         except ContextError:  # a ref the clone did not bring (refs/pull/1/head, ...)
-            _git(["fetch", "--quiet", "origin", ref], env, shown, cwd=dest)
-            _git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], env, shown, cwd=dest)
+            _git(["fetch", "--quiet", "origin", ref], env, shown, cwd=dest, secrets=secrets)
+            _git(
+                ["checkout", "--quiet", "--detach", "FETCH_HEAD"],
+                env,
+                shown,
+                cwd=dest,
+                secrets=secrets,
+            )
     if spec.commit:
-        _git(["checkout", "--quiet", "--detach", spec.commit], env, shown, cwd=dest)
+        _git(
+            ["checkout", "--quiet", "--detach", spec.commit], env, shown, cwd=dest, secrets=secrets
+        )
     if opts.recurse_submodules and (spec.commit or (ref and not plain_name)):
-        _git(["submodule", "update", "--quiet", "--init", "--recursive"], env, shown, cwd=dest)
+        _git(
+            ["submodule", "update", "--quiet", "--init", "--recursive"],
+            env,
+            shown,
+            cwd=dest,
+            secrets=secrets,
+        )
+    bare_url = _userinfo_dropped(spec.url)
+    if bare_url != spec.url:
+        # COPY . would put .git/config into a layer: its remote must not carry credentials
+        _git(["remote", "set-url", "origin", bare_url], env, shown, cwd=dest, secrets=secrets)
     if spec.subdir:
         sub = (dest / spec.subdir).resolve()
         if not sub.is_relative_to(dest.resolve()) or not sub.is_dir():
             raise ContextError(f"git context {shown}: subdirectory {spec.subdir} not found")
         return sub
     return dest
+
+
+def _userinfo_dropped(url: str) -> str:
+    """url without user:password@ (scp-style git@host:repo has no credentials to drop)."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _clear(directory: Path) -> None:

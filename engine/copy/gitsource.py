@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ def parse_git_ref(text: str) -> GitRef:
     if ".." in subdir.split("/"):
         raise BuildError(f"ADD {without_credentials(text)}: subdirectory may not contain '..'")
     return GitRef(remote=remote, ref=ref, subdir=subdir)
+
+
+def _userinfo_dropped(url: str) -> str:
+    """url without user:password@ (scp-style remotes have no credentials to drop)."""
+    if "://" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _git(args: list[str], cwd: Path, what: str) -> None:
@@ -81,6 +92,9 @@ def checkout(text: str, *, keep_git_dir: bool = False) -> Iterator[Path]:
             _git(["submodule", "update", "-q", "--init", "--recursive", "--depth", "1"], repo, what)
         if not keep_git_dir:
             shutil.rmtree(repo / ".git")
+        elif _userinfo_dropped(ref.remote) != ref.remote:
+            # the kept .git goes into the layer: its remote must not carry the credentials
+            _git(["remote", "set-url", "origin", _userinfo_dropped(ref.remote)], repo, what)
         tree = repo / ref.subdir if ref.subdir else repo
         if not tree.is_dir():
             raise BuildError(f"ADD {what}: no directory {ref.subdir} in the repository")

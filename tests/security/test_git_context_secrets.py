@@ -1,0 +1,128 @@
+"""Git contexts (and ADD of a git URL) never show URL credentials, GIT_PASSWORD or GIT_TOKEN
+in their errors, whatever the server answers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from engine.context.sources import ContextRequest, open_context
+from engine.copy import copy_sources
+from engine.errors import BuildError, ContextError
+
+PASSWORD, TOKEN, ENV_PASSWORD = "urlPa55w0rd", "ghp_T0kenValue123", "envPa55w0rd"
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 500])
+@pytest.mark.parametrize("scheme", ["https", "git+https", "http"])
+def test_git_context_errors_never_show_credentials(
+    httpserver: HTTPServer, tmp_path: Path, status: int, scheme: str
+) -> None:
+    httpserver.expect_request("/org/repo.git/info/refs").respond_with_data(
+        f"denied {PASSWORD}", status=status
+    )
+    base = httpserver.url_for("/org/repo.git").replace("http://", "")
+    url = f"{scheme}://bob:{PASSWORD}@{base}?token={TOKEN}#main:sub"
+    env = {"GIT_PASSWORD": ENV_PASSWORD, "GIT_USERNAME": "bob", "GIT_TOKEN": TOKEN}
+    request = ContextRequest(workdir=tmp_path / "ctx", env=env)
+    with pytest.raises(ContextError) as info:
+        open_context(url, request)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "repo.git" in message
+    for secret in (PASSWORD, TOKEN, ENV_PASSWORD):
+        assert secret not in message
+
+
+def test_unreachable_git_host_error_never_shows_credentials(tmp_path: Path) -> None:
+    url = f"https://bob:{PASSWORD}@127.0.0.1:9/org/repo.git"
+    request = ContextRequest(workdir=tmp_path / "ctx")
+    with pytest.raises(ContextError) as info:
+        open_context(url, request)
+    assert PASSWORD not in str(info.value) and "127.0.0.1" in str(info.value)
+
+
+def test_add_git_url_error_never_shows_credentials(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/org/repo.git/info/refs").respond_with_data("no", status=403)
+    base = httpserver.url_for("/org/repo.git").replace("http://", "")
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    with pytest.raises((BuildError, ContextError)) as info:
+        copy_sources(
+            sources=[f"http://bob:{PASSWORD}@{base}#main"],
+            dest="/src",
+            src_root=tmp_path,
+            rootfs=root,
+            is_add=True,
+        )
+    assert PASSWORD not in str(info.value) and "repo.git" in str(info.value)
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _dumb_http_repo(httpserver: HTTPServer, tmp_path: Path) -> str:
+    """A one-commit repository (branch main, file f) over git's dumb HTTP protocol."""
+    work = tmp_path / "work"
+    work.mkdir()
+    _git("init", "-q", "-b", "main", cwd=work)
+    (work / "f").write_text("x")
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "one", cwd=work)
+    bare = tmp_path / "repo.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    _git("update-server-info", cwd=bare)
+
+    def serve(request: Request) -> Response:
+        path = bare / request.path.removeprefix("/repo.git/")
+        if not path.is_file():
+            return Response("not found", status=404)
+        return Response(path.read_bytes(), content_type="application/octet-stream")
+
+    httpserver.expect_request(re.compile("^/repo.git/.*")).respond_with_handler(serve)
+    return httpserver.url_for("/repo.git")
+
+
+def test_add_git_keep_git_dir_leaves_no_credentials_in_the_layer(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """The kept .git must not hold the URL's credentials (BuildKit keeps a redacted remote)."""
+    url = _dumb_http_repo(httpserver, tmp_path).replace("http://", f"http://bob:{PASSWORD}@")
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    copy_sources(
+        sources=[url + "#main"],
+        dest="/src",
+        src_root=tmp_path,
+        rootfs=root,
+        is_add=True,
+        keep_git_dir=True,
+    )
+    assert (root / "src/f").read_text() == "x"
+    assert (root / "src/.git").is_dir()
+    for p in (root / "src/.git").rglob("*"):
+        if p.is_file():
+            assert PASSWORD.encode() not in p.read_bytes(), p
+
+
+def test_git_context_clone_keeps_no_credentials_in_git_config(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """COPY . copies the context's .git: its remote must not carry the URL's password."""
+    url = _dumb_http_repo(httpserver, tmp_path).replace("http://", f"http://bob:{PASSWORD}@")
+    ctx = open_context(url + "#main", ContextRequest(workdir=tmp_path / "ctx"))
+    assert (ctx / "f").read_text() == "x"
+    for p in (ctx / ".git").rglob("*"):
+        if p.is_file():
+            assert PASSWORD.encode() not in p.read_bytes(), p
