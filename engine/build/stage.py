@@ -22,7 +22,7 @@ from engine.build.config import (
 from engine.build.log import BuildLog
 from engine.build.report import LayerReport, StepReport
 from engine.build.workspace import Workspace
-from engine.errors import BuildError, DockerfileError
+from engine.errors import BrickyardError, BuildError, DockerfileError
 from engine.image.layers import LayerBlob, layer_media_type, write_layer
 from engine.image.model import DOCKER_MANIFEST, Descriptor
 
@@ -129,6 +129,8 @@ class StageRunner:
         self.snapshotter = adapt.new_snapshotter(rootfs, env.extra_ignore)
         self.snapshotter_ready = False
         self._later: list[str] = []  # keywords of the stage's instructions after this one
+        self._digests: dict[tuple[str, str], str | None] = {}  # (keyword, text) -> sources
+        self._prefetched: dict[str, Any] = {}  # key -> Future of its cache lookup
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class StageRunner:
 
     def run(self, triggers: Sequence[Any]) -> StageResult:
         instructions = [*triggers, *adapt.stage_instructions(self.stage)]
+        self._prefetch(instructions)
         for position, ins in enumerate(instructions):
             self._later = [adapt.keyword(x).upper() for x in instructions[position + 1 :]]
             self.execute(ins)
@@ -268,7 +271,8 @@ class StageRunner:
         key = self._step_key(keyword, expanded)
         cacheable = key is not None and self.cache is not None and self.cache.caches(keyword)
         if cacheable:
-            hit = self.cache.lookup(key)
+            pending = self._prefetched.pop(key, None) if key is not None else None
+            hit = pending.result() if pending is not None else self.cache.lookup(key)
             if hit is not None:
                 self.log.info(f"Using caching version of cmd: {text}")
                 report.cache_hit = True
@@ -308,13 +312,31 @@ class StageRunner:
 
     # -- cache ----------------------------------------------------------------------------
 
-    def _step_key(self, keyword: str, ins: Any) -> str | None:
-        if self.cache is None or self.key is None:
+    def _step_key(
+        self, keyword: str, ins: Any, *, parent: str | None = None, scope: Any = None
+    ) -> str | None:
+        """The step's cache key on `parent` (default: the chain so far) with `scope`'s
+        variables (default: the stage's); COPY/ADD/RUN source digests are computed once."""
+        parent = parent or self.key
+        if self.cache is None or parent is None:
             return None
         from engine.cache import step_key
 
-        run_env = None
-        sources = None
+        text = cachestep.expanded_text(ins)
+        if (keyword, text) in self._digests:
+            sources = self._digests[(keyword, text)]
+        else:
+            sources = self._sources_digest(keyword, ins)
+            self._digests[(keyword, text)] = sources
+        if sources is None and keyword in _RUN_COPY:
+            return None
+        run_env = adapt.run_env(scope or self.scope, self.config) if keyword == "RUN" else None
+        return str(step_key(parent, text, run_env=run_env, sources=sources or None))
+
+    def _sources_digest(self, keyword: str, ins: Any) -> str | None:
+        """What a RUN's bind mounts or a COPY/ADD's sources hold, hashed ("" for a RUN
+        without bind mounts); None when it cannot be known (the step is not cached)."""
+        sources: str | None = ""
         stage_keys = {
             **{
                 name: self.env.stage_results[i].key
@@ -324,7 +346,6 @@ class StageRunner:
             **{str(i): r.key for i, r in self.env.stage_results.items()},
         }
         if keyword == "RUN":
-            run_env = adapt.run_env(self.scope, self.config)
             sources = cachestep.run_mounts_digest(
                 ins,
                 context_dir=self.env.context_dir,
@@ -332,9 +353,6 @@ class StageRunner:
                 stage_keys=stage_keys,
                 image_digest=self.env.image_digest,
             )
-            if sources is None:
-                return None
-            sources = sources or None  # no bind mounts: the key is as before
         elif keyword in ("COPY", "ADD"):
             sources = cachestep.sources_digest(
                 ins,
@@ -343,11 +361,36 @@ class StageRunner:
                 stage_keys=stage_keys,
                 image_digest=self.env.image_digest,
             )
-            if sources is None:
-                return None
-        return str(
-            step_key(self.key, cachestep.expanded_text(ins), run_env=run_env, sources=sources)
-        )
+        return sources
+
+    def _prefetch(self, instructions: Sequence[Any]) -> None:
+        """Start the cache lookups of the stage's steps at once, in parallel: a step's key
+        depends on the instructions before it, never on whether they hit, so the chain is
+        computed up front (on a copy of the ARG/ENV scope); it stops at the first key that
+        cannot be known without running a step. The steps then take their answers."""
+        if self.cache is None or self.key is None:
+            return
+        import copy
+
+        try:
+            scope = copy.deepcopy(self.scope)
+        except (TypeError, copy.Error, RecursionError):
+            return
+        parent = self.key
+        for ins in instructions:
+            try:
+                expanded = adapt.expand(scope, ins)
+                keyword = adapt.keyword(expanded)
+                key = self._step_key(keyword, expanded, parent=parent, scope=scope)
+                if keyword in ("ENV", "ARG"):
+                    adapt.scope_apply(scope, expanded)
+            except (BrickyardError, ValueError):
+                return  # the step itself will report it
+            if key is None:
+                return
+            if self.cache.caches(keyword) and key not in self._prefetched:
+                self._prefetched[key] = self.cache.lookup_async(key)
+            parent = key
 
     def _config_delta(self, keyword: str) -> dict[str, Any]:
         """The config fields a cached step sets (RUN/COPY/ADD change none)."""

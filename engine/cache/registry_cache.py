@@ -291,6 +291,10 @@ class StepCache:
                 "layer cache %s unusable, building without it: %s", self.backend.location, exc
             )
 
+    def lookup_async(self, key: str) -> Future[CachedLayer | None]:
+        """`lookup` in the cache's thread pool: start many, take the answers in order."""
+        return self._pool.submit(self.lookup, key)
+
     def lookup_many(self, keys: Iterable[str]) -> dict[str, CachedLayer | None]:
         """Parallel lookups (one manifest GET each), e.g. every cacheable step of a stage
         before building it: a fully cached stage then costs one round trip, not N."""

@@ -302,3 +302,39 @@ def test_copy_through_a_cached_symlink_or_over_a_file_extracts_the_rootfs(
     assert entry(again.rootfs, "/data/new/conf").content == "port=2\n"
     assert entry(again.rootfs, "/data/conf").content == "port=2\n"
     assert entry(again.rootfs, "/app").kind == "symlink"
+
+
+def test_cache_lookups_of_a_stage_run_in_parallel_up_front(
+    via_proxy: E2E, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from engine.cache.registry_cache import RegistryBackend
+
+    e2e = via_proxy
+    dockerfile = "FROM {base}\nWORKDIR /w\n" + "".join(
+        f"RUN echo {i} > /w/{i}\nENV STEP={i}\n" for i in range(4)
+    )
+    e2e.build("par", dockerfile, args=cache_args(e2e, "par", tmp_path / "1.json")).ok()
+
+    lock = threading.Lock()
+    active, peak = [0], [0]
+    original = RegistryBackend.get_manifest
+
+    def slow_lookup(self: RegistryBackend, tag: str) -> bytes | None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        try:
+            return original(self, tag)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(RegistryBackend, "get_manifest", slow_lookup)
+    e2e.build("par", dockerfile, args=cache_args(e2e, "par", tmp_path / "2.json")).ok()
+    assert [h for h in hits(tmp_path / "2.json") if h] == [True] * 5  # WORKDIR + 4 RUNs
+    # the 5 keys (each on the one before) were looked up concurrently, not one by one
+    assert peak[0] >= 4
