@@ -61,6 +61,12 @@ def _pivot(text: str, keyword: str) -> str:
     return clean_source(body.split("/./", 1)[0], keyword)
 
 
+def _real_rel(root: str, host: str) -> str:
+    """Context-relative path of host (resolved inside root)."""
+    base = root.rstrip("/")
+    return host[len(base) + 1 :] if host.startswith(base + "/") else ""
+
+
 def expand_wildcard(root: str, pattern: str, keyword: str = "COPY") -> list[str]:
     """Go filepath.Match per path component (so * never crosses /), sorted per directory."""
     matches = [""]
@@ -142,9 +148,17 @@ def resolve_sources(
             host = str(resolve_in_root(root, hit)) if hit else root
             if not os.path.lexists(host):
                 host = str(resolve_in_root(root, hit, follow_last=False))
+            walk_rel = _real_rel(root, host)
+            if walk_rel != hit and ignore_fn and walk_rel and ignore_fn(walk_rel):
+                # Docker never sends an ignored file: a symlink to one dangles there
+                if has_magic(rel):
+                    continue
+                raise BuildError(f"{keyword} failed: file not found in build context: {text}")
             keep = posixpath.relpath(hit, pivot) if pivot and hit else hit
             name = posixpath.basename(hit) or "/"
-            out.append(Source("path", text, host=host, name=name, rel=hit, keep=keep))
+            # a directory reached through a symlink is walked (and .dockerignore'd) by the
+            # path its entries really have in the context
+            out.append(Source("path", text, host=host, name=name, rel=walk_rel, keep=keep))
     if not out:
         raise BuildError(
             f"{keyword} failed: no source files were specified (no match for {' '.join(sources)})"

@@ -186,3 +186,27 @@ def test_dockerignored_files_are_not_reachable_through_wildcards(
     found = {p.read_text() for p in rootfs.rglob("*") if p.is_file()}
     assert "ignored secret" not in found and "ignored env" not in found
     assert "app" in found and "ok" in found
+
+
+def test_dockerignored_files_are_not_reachable_through_context_symlinks(
+    rootfs: Path, context: Path
+) -> None:
+    """Docker never sends ignored files: a symlink to one dangles there, so COPY through it
+    must not read the ignored file (named, by wildcard, or as a directory's entry)."""
+    (context / "secret.txt").write_text("ignored secret")
+    (context / "secrets").mkdir()
+    (context / "secrets/key").write_text("ignored key")
+    (context / "parent").mkdir()
+    (context / "parent/.env").write_text("ignored env")
+    (context / "parent/ok").write_text("ok")
+    (context / "alias").symlink_to("secret.txt")
+    (context / "alias_abs").symlink_to("/secret.txt")
+    (context / "alias_dir").symlink_to("secrets")
+    (context / "alias_parent").symlink_to("parent")
+    ignore = matcher_from_patterns(["secret.txt", "secrets", "parent/.env"])
+    for src in ("alias", "alias_abs", "al*", "alias_dir", "alias_dir/key", "alias_parent", "*"):
+        with contextlib.suppress(BuildError):
+            _run(context, rootfs, [src], f"/x/{src.replace('*', 'star')}/", ignore=ignore)
+    found = {p.read_text() for p in rootfs.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert not found & {"ignored secret", "ignored key", "ignored env"}, found
+    assert "ok" in found
