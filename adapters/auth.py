@@ -37,7 +37,18 @@ class AuthPlan:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(login.password for login in self.logins if login.password)
+        """Passwords, the base64 auth config.json gets for each login (a log echoing the
+        config or an Authorization header must not show it), and the existing config's."""
+        from adapters.logsections import docker_config_secrets
+
+        found: list[str] = []
+        for login in self.logins:
+            if login.password:
+                found.append(login.password)
+                raw = f"{login.username}:{login.password}".encode()
+                found.append(base64.b64encode(raw).decode())
+        found += docker_config_secrets(self.base_config)
+        return tuple(dict.fromkeys(s for s in found if s))
 
 
 def strip_port(server: str) -> str:

@@ -21,9 +21,9 @@ from typing import TextIO
 from adapters.auth import AuthPlan, docker_config, plan_auth, write_docker_config
 from adapters.ci import RefContext
 from adapters.inputs import BuildInputs
-from adapters.logsections import LogSections, redact, section
+from adapters.logsections import LogSections, env_secrets, redact, section
 from adapters.network import certificate_flags, proxy_build_args, proxy_env
-from adapters.report import BuildReport, load_report
+from adapters.report import BuildReport, load_report, redact_report
 from adapters.tags import Metadata, compute_metadata, parse_flavor, parse_tag_rules
 from engine.errors import AdapterError
 
@@ -177,16 +177,19 @@ def run_executor(argv: list[str], env: Mapping[str, str]) -> int:
 
 
 class _Tee(io.TextIOBase):
-    """Pass text through to `out` while keeping it, to find the engine's `error:` line."""
+    """Pass text through to `out` while keeping it, to find the engine's `error:` line.
+    Secrets are masked on the way (the engine should print none; a RUN step may)."""
 
-    def __init__(self, out: TextIO):
+    def __init__(self, out: TextIO, secrets: Sequence[str] = ()):
         self.out = out
+        self.secrets = tuple(secrets)
         # Only the tail matters (the error line comes last); a long build log is not kept.
         self.kept: deque[str] = deque(maxlen=2000)
 
     def write(self, text: str) -> int:
-        self.out.write(text)
-        self.kept.append(text)
+        shown = redact(text, self.secrets)
+        self.out.write(shown)
+        self.kept.append(shown)
         return len(text)
 
     def flush(self) -> None:
@@ -201,7 +204,7 @@ def execute(
     runner: Runner = run_executor,
     docker_config_dir: Path | None = None,
 ) -> BuildOutcome:
-    secrets = list(plan.auth.secrets)
+    secrets = list(dict.fromkeys([*plan.auth.secrets, *env_secrets(plan.env)]))
     for secret in secrets:
         log.mask(secret)
     with section(log, "brickyard_auth", "Registry credentials"):
@@ -217,13 +220,13 @@ def execute(
         with section(log, "brickyard_build", title):
             out.write("executor " + redact(" ".join(_quote(a) for a in plan.argv), secrets) + "\n")
             out.flush()
-            tee = _Tee(sys.stderr)
+            tee = _Tee(sys.stderr, secrets)
             with redirect_stderr(tee):
                 code = runner(list(plan.argv), env)
     finally:
         if docker_config_dir is None:  # ours: the credentials do not outlive the build
             shutil.rmtree(config_dir, ignore_errors=True)
-    report = load_report(plan.report_file)
+    report = redact_report(load_report(plan.report_file), secrets)
     digest = report.digest
     if not digest and plan.digest_file.is_file():
         digest = plan.digest_file.read_text(encoding="utf-8").strip()

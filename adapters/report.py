@@ -11,7 +11,8 @@ Expected shape (extra keys ignored, missing ones tolerated):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,19 @@ def parse_report(data: dict[str, Any]) -> BuildReport:
         duration_s=float(duration) if duration is not None else None,
         steps=tuple(_step(s) for s in steps if isinstance(s, dict)),
         error=str(data.get("error") or ""),
+    )
+
+
+def redact_report(report: BuildReport, secrets: Iterable[str]) -> BuildReport:
+    """The report with secrets masked where text could carry them (error, instructions):
+    it becomes a step summary or a merge request note."""
+    from adapters.logsections import redact
+
+    keep = tuple(secrets)
+    return replace(
+        report,
+        error=redact(report.error, keep),
+        steps=tuple(replace(s, instruction=redact(s.instruction, keep)) for s in report.steps),
     )
 
 

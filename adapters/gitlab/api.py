@@ -16,7 +16,8 @@ from typing import Any
 import gitlab
 import gitlab.exceptions
 
-from adapters.report import load_report, render_markdown
+from adapters.logsections import env_secrets
+from adapters.report import load_report, redact_report, render_markdown
 from engine.errors import AdapterError
 
 STATES = ("pending", "running", "success", "failed", "canceled")
@@ -92,7 +93,8 @@ def report(argv: list[str], env: Mapping[str, str]) -> int:
     parser.add_argument("--target-url", default=env.get("CI_JOB_URL", ""))
     parser.add_argument("--merge-request", default=env.get("CI_MERGE_REQUEST_IID", ""))
     ns = parser.parse_args(argv)
-    build = load_report(Path(ns.report_file))
+    # the note is public to the project: mask what the job's variables hold
+    build = redact_report(load_report(Path(ns.report_file)), (*env_secrets(env), ns.token))
     # after_script sees CI_JOB_STATUS; a report with a digest means the build succeeded.
     state = ns.state or {"success": "success", "failed": "failed", "canceled": "canceled"}.get(
         env.get("CI_JOB_STATUS", ""), "success" if build.digest else "failed"

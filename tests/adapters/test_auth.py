@@ -67,7 +67,8 @@ def test_github_token_logs_in_to_ghcr_as_actor_and_secret_is_listed_for_masking(
     env = {"GITHUB_ACTIONS": "true", "GITHUB_ACTOR": "octocat"}
     plan = plan_auth(CI.GITHUB, env, github_token="ghs_abc", base={})
     assert _auth(docker_config(plan)["auths"]["ghcr.io"]) == "octocat:ghs_abc"
-    assert plan.secrets == ("ghs_abc",)
+    basic = base64.b64encode(b"octocat:ghs_abc").decode()  # config.json's auth value
+    assert plan.secrets == ("ghs_abc", basic)
 
 
 def test_mounted_jenkins_secret_is_merged_not_replaced(tmp_path: Path) -> None:

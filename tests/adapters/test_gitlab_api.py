@@ -85,7 +85,7 @@ def test_report_sets_commit_status_and_adds_merge_request_note(
             {
                 "digest": "sha256:" + "c" * 64,
                 "tags": ["r/app:mr-7"],
-                "steps": [{"instruction": "RUN make", "cache_hit": True}],
+                "steps": [{"instruction": "RUN make T=glcbt-job-secret", "cache_hit": True}],
             }
         )
     )
@@ -118,10 +118,12 @@ def test_report_sets_commit_status_and_adds_merge_request_note(
         CI_COMMIT_REF_NAME="feature",
         CI_MERGE_REQUEST_IID="7",
         CI_JOB_URL="https://gl/job/9",
+        CI_JOB_TOKEN="glcbt-job-secret",
     )
     assert COMMANDS["gitlab"](["report", "--report-file", str(report)], env) == 0
     httpserver.check_assertions()
     assert "**Cache:** 1/1 steps cached" in notes[0] and "r/app:mr-7" in notes[0]
+    assert "glcbt-job-secret" not in notes[0] and "RUN make T=***" in notes[0]
 
 
 def test_report_without_token_is_refused_before_any_request(httpserver: HTTPServer) -> None:
