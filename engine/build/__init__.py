@@ -82,6 +82,7 @@ def _build_here(
             run.dry_run()
             return BuildResult("", (), report)
         artifacts = run.build_image()
+        workspace.release_stages()  # removed while the image is pushed (cleanup waits)
         refs = run.publish(artifacts)
         report.digest = artifacts.digest
         report.media_type = artifacts.manifest_media_type

@@ -131,6 +131,25 @@ def test_workspace_copy_keeps_owner_mode_links_and_removes_readonly(tmp_path: Pa
     assert not ws.root.exists()
 
 
+def test_workspace_releases_stage_filesystems_in_the_background(tmp_path: Path) -> None:
+    ws = Workspace.create(str(tmp_path))
+    root = ws.new_rootfs(0)
+    for d in range(20):
+        (root / f"d{d}").mkdir()
+        for i in range(50):
+            (root / f"d{d}" / f"f{i}").write_text("x")
+    os.chmod(root / "d0", 0o500)  # a directory the build made unwritable
+    blob = ws.blob_path("sha256:abc")
+    blob.write_text("blob")
+    ws.release_stages()
+    # the stage filesystems are out of the way at once; blobs and layers stay for the push
+    assert not ws.stages.exists()
+    assert blob.read_text() == "blob"
+    ws.cleanup()  # waits for the background removal
+    assert not ws.root.exists()
+    assert os.listdir(tmp_path) == []
+
+
 def test_workspace_falls_back_to_tmp_when_kaniko_dir_missing(tmp_path: Path) -> None:
     ws = Workspace.create(str(tmp_path / "missing"))
     try:
