@@ -7,7 +7,6 @@ class are listed in engine/errors.py and README.md.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -219,6 +218,8 @@ def _dispatch(args: list[str], environ: Mapping[str, str]) -> int:
     if command in adapters:
         return adapters[command](rest, environ)
     known = [*BUILTIN_COMMANDS, *adapters]
+    import difflib  # only for a mistyped command
+
     close = difflib.get_close_matches(command, known, n=1, cutoff=0.5)
     hint = f" (did you mean {close[0]}?)" if close else ""
     raise UsageError(f"unknown command: {command}{hint}")
