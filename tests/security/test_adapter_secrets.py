@@ -119,10 +119,12 @@ def test_nothing_the_adapter_prints_or_renders_holds_a_secret(
 
 
 def test_env_secrets_picks_tokens_and_passwords_not_ordinary_values() -> None:
-    found = env_secrets(GITLAB | GITHUB | {"CI_JOB_TOKEN_TYPE": "x", "TOKEN_COUNT": "3"})
+    extra = {"CI_JOB_TOKEN_TYPE": "x", "TOKEN_COUNT": "3", "CI_COMMIT_AUTHOR": "Ann <a@b>"}
+    found = env_secrets(GITLAB | GITHUB | extra)
     for secret in (JOB_TOKEN, REGISTRY_PASSWORD, GITHUB_TOKEN, OTHER_AUTH, PROXY_PASSWORD):
         assert secret in found
     assert "main" not in found and "3" not in found and "true" not in found
+    assert "Ann <a@b>" not in found
 
 
 def test_redact_report_masks_error_and_instructions() -> None:
