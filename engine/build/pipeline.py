@@ -443,6 +443,8 @@ class Pipeline:
                 self.uploader = Uploader(self.client, destinations, self.ensure_local)
             started = time.monotonic()
             self.uploader.finish(art.layers)  # most were pushed while later steps built
+            if self.cache is not None:  # new cache entries mount the blobs now in place,
+                self.cache.start_deferred()  # while the config and manifest are pushed
             self.log.debug(f"Layers in place after {time.monotonic() - started:.2f}s of waiting")
             for ref in destinations:
                 self.log.info(f"Pushing image to {ref}")

@@ -403,12 +403,18 @@ class StepCache:
         body = build_manifest(config_desc, layers, media_type=OCI_MANIFEST, annotations=annotations)
         self.backend.put_manifest(key, body, OCI_MANIFEST)
 
-    def flush(self) -> int:
-        """Wait for queued stores; failures are warnings (a cache push never fails a build).
-        Returns how many stores failed."""
+    def start_deferred(self) -> None:
+        """Start the stores that waited for their blob to reach `mount_from` (call once the
+        build's own uploads finished); `flush` waits for them."""
         with self._lock:
             deferred, self._deferred = self._deferred, []
             self._pending += [self._pool.submit(self._store_now, *job) for job in deferred]
+
+    def flush(self) -> int:
+        """Wait for queued stores; failures are warnings (a cache push never fails a build).
+        Returns how many stores failed."""
+        self.start_deferred()
+        with self._lock:
             pending, self._pending = self._pending, []
         failed = 0
         for fut in pending:

@@ -92,9 +92,12 @@ def test_store_mounts_the_blob_the_build_pushes_to_the_destination_meanwhile(
     cache.store(KEY, layer, history={}, mount_from=dest)
     client.push_blob(Reference.parse(dest), desc, layer.path)
     proxy.clear()
+    # the build starts the waiting entries once its uploads are done; flush waits for them
+    cache.start_deferred()
     assert cache.flush() == 0
     mounts = [p for m, p in proxy.requests if m == "POST" and "mount=" in p]
     assert len(mounts) == 1
+    assert cache.stats["stored"] == 1
     # The layer bytes were never uploaded again (only the tiny config).
     uploads = [p for m, p in proxy.requests if m in ("PUT", "PATCH") and "/blobs/uploads/" in p]
     assert len(uploads) == 1
