@@ -34,8 +34,19 @@ class InvalidReference(UsageError):
     """An image reference that Docker would refuse."""
 
 
+# user:password@ where a reference holds none: a URL (https://u:p@host) or a registry login
+# pasted before the host (u:p@host/repo). Shown masked: a flag's value may be a credential.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/@\s]*@(?=[^@]*[./][^@]*$)")
+
+
+def _shown(text: str) -> str:
+    if "://" in text or not _DIGEST_RE.match(text.rpartition("@")[2]):
+        return _USERINFO.sub(r"\1***@", text, count=1)
+    return text
+
+
 def _invalid(text: str, why: str) -> InvalidReference:
-    return InvalidReference(f"invalid image reference {text!r}: {why}")
+    return InvalidReference(f"invalid image reference {_shown(text)!r}: {why}")
 
 
 def normalize_registry(host: str) -> str:
@@ -60,7 +71,7 @@ class Reference:
         if "@" in remainder:
             remainder, digest = remainder.split("@", 1)
             if not _DIGEST_RE.match(digest):
-                raise _invalid(text, f"malformed digest {digest!r}")
+                raise _invalid(text, "malformed digest after '@'")
             if digest.startswith("sha256:") and not _SHA256_RE.match(digest):
                 raise _invalid(text, "sha256 digest must be 64 lower-case hex characters")
         tag = None

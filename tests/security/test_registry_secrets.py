@@ -108,3 +108,14 @@ def test_failing_blob_upload_echoing_auth_leaks_nothing(
     with pytest.raises(RegistryError) as info:
         client.push_blob(Reference.parse(f"{host}/a/b:1"), desc, blob)
     _assert_clean(str(info.value), caplog.text)
+
+
+@pytest.mark.parametrize(
+    "text", ["https://bob:S3cr3t-Pa55word@reg.io/app", "bob:S3cr3t-Pa55word@reg.io/app:1"]
+)
+def test_invalid_reference_error_masks_pasted_credentials(text: str) -> None:
+    from engine.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        Reference.parse(text)
+    assert PASSWORD not in str(info.value) and "***@reg.io/app" in str(info.value)
