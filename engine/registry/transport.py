@@ -121,6 +121,13 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 _AUTH_VALUE = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
+def _origin(url: str) -> tuple[str, int | None]:
+    """(host, port) with the scheme's default port filled in, for same-host checks."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return (parts.hostname or "").lower(), parts.port or default
+
+
 def _registry_error_detail(resp: requests.Response) -> str:
     with contextlib.suppress(ValueError, AttributeError, TypeError):
         errors = resp.json().get("errors") or []
@@ -342,6 +349,11 @@ class Transport:
             url = base + url
         state = self._auth.setdefault(target.host, AuthState())
         cred = self.credential(target.host)
+        tokens = self.tokens
+        if _origin(url) != _origin(base):
+            # An upload Location (or any URL a registry hands us) on another host: our
+            # credentials and tokens are for the registry only (ggcr's matchesHost).
+            state, cred, tokens = AuthState(), None, TokenCache()
         scopes = target.scopes or (
             (f"repository:{target.repository}:pull",) if target.repository else ()
         )
@@ -356,6 +368,7 @@ class Transport:
                     cred,
                     scopes,
                     stream,
+                    tokens,
                 )
             except requests.exceptions.SSLError as e:
                 raise RegistryError(
@@ -384,8 +397,9 @@ class Transport:
         cred: Credential | None,
         scopes: Sequence[str],
         stream: bool,
+        tokens: TokenCache,
     ) -> requests.Response:
-        flow = auth_flow(req, state, cred, scopes, self.tokens, target.ctx)
+        flow = auth_flow(req, state, cred, scopes, tokens, target.ctx)
         out = next(flow)
         while True:
             resp = self._send(

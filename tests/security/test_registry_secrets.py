@@ -119,3 +119,29 @@ def test_invalid_reference_error_masks_pasted_credentials(text: str) -> None:
     with pytest.raises(UsageError) as info:
         Reference.parse(text)
     assert PASSWORD not in str(info.value) and "***@reg.io/app" in str(info.value)
+
+
+@pytest.mark.parametrize("bearer", [True, False])
+def test_upload_location_on_another_host_gets_no_credentials(
+    httpserver: HTTPServer, tmp_path: Path, bearer: bool
+) -> None:
+    """The registry is reached as localhost:PORT; its Location points at 127.0.0.1:PORT,
+    another host as far as credentials go (ggcr's matchesHost)."""
+    import hashlib
+
+    from engine.image.model import Descriptor
+
+    client, host = _client(httpserver, tmp_path, bearer)
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"layer")
+    digest = "sha256:" + hashlib.sha256(b"layer").hexdigest()
+    foreign = f"http://127.0.0.1:{httpserver.port}/elsewhere/upload"
+    httpserver.expect_request(f"/v2/a/b/blobs/{digest}").respond_with_data("", status=404)
+    httpserver.expect_request("/v2/a/b/blobs/uploads/").respond_with_data(
+        "", status=202, headers={"Location": foreign}
+    )
+    httpserver.expect_request("/elsewhere/upload").respond_with_data("", status=201)
+    client.push_blob(Reference.parse(f"{host}/a/b:1"), Descriptor("x", digest, 5), blob)
+    sent = {r.path: r.headers.get("Authorization", "") for r, _ in httpserver.log}
+    assert sent["/v2/a/b/blobs/uploads/"]  # the registry itself got them
+    assert sent["/elsewhere/upload"] == ""
