@@ -8,6 +8,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import logging
 import lzma
 import os
 import stat
@@ -19,6 +20,7 @@ from engine.copy.tree import TreeWriter
 from engine.errors import BuildError, UnsafeLayer
 from engine.fs.safe import clean_relative
 
+log = logging.getLogger(__name__)
 XATTR_PREFIX = "SCHILY.xattr."
 _MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -159,7 +161,14 @@ def _extract_member(
         return
     elif m.ischr() or m.isblk() or m.isfifo():
         kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
-        os.mknod(host, kind | 0o600, os.makedev(m.devmajor, m.devminor))
+        try:
+            os.mknod(host, kind | 0o600, os.makedev(m.devmajor, m.devminor))
+        except PermissionError:
+            # rootless: no CAP_MKNOD; layer extraction skips device nodes the same way
+            log.warning(
+                "ADD %s: cannot create device node %r here (EPERM), skipped", source, m.name
+            )
+            return
         os.chmod(host, mode)
     else:
         return

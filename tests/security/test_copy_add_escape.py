@@ -210,3 +210,18 @@ def test_dockerignored_files_are_not_reachable_through_context_symlinks(
     found = {p.read_text() for p in rootfs.rglob("*") if p.is_file() and not p.is_symlink()}
     assert not found & {"ignored secret", "ignored key", "ignored env"}, found
     assert "ok" in found
+
+
+def test_add_archive_device_nodes_without_cap_mknod_are_skipped_not_a_crash(
+    rootfs: Path, context: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    write_tar(
+        context / "dev.tar",
+        [entry("null", tarfile.CHRTYPE), entry("disk", tarfile.BLKTYPE), entry("ok", data=b"1")],
+    )
+    monkeypatch.setattr(os, "mknod", refuse)
+    _run(context, rootfs, ["dev.tar"], "/d/", is_add=True)
+    assert sorted(os.listdir(rootfs / "d")) == ["ok"]
