@@ -29,6 +29,7 @@ from typing import Literal
 
 from engine.context.gomatch import BadPattern, go_match
 from engine.errors import ContextError
+from engine.fs.safe import resolve_in_root
 
 MatchType = Literal["exact", "prefix", "suffix", "regexp"]
 
@@ -233,11 +234,15 @@ class IgnoreMatcher:
 
 def dockerignore_path(context_dir: Path, dockerfile_path: Path | None) -> Path | None:
     """`<Dockerfile>.dockerignore` beside the Dockerfile wins over `<context>/.dockerignore`."""
+    root = Path(context_dir).absolute()
     if dockerfile_path is not None:
-        beside = Path(str(dockerfile_path) + ".dockerignore")
+        beside = Path(str(dockerfile_path) + ".dockerignore").absolute()
+        if beside.is_relative_to(root):  # inside the context: its symlinks stay inside
+            beside = resolve_in_root(root, str(beside.relative_to(root)))
         if beside.is_file():
             return beside
-    default = context_dir / ".dockerignore"
+    # a hostile context's `.dockerignore -> /etc/shadow` resolves inside the context
+    default = resolve_in_root(root, ".dockerignore")
     return default if default.is_file() else None
 
 

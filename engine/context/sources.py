@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from engine.context.redact import redact_text, redact_url
 from engine.errors import ContextError
+from engine.fs.safe import resolve_in_root
 from engine.options import GitOptions
 
 UNSUPPORTED = {
@@ -472,9 +473,11 @@ def resolve_dockerfile_path(
     first = given if given.is_absolute() else (cwd or Path.cwd()) / given
     if first.is_file():
         return first.absolute()
-    in_context = context_dir / dockerfile
+    # Symlinks resolve inside the context, as in BuildKit: a hostile tar or git context's
+    # `Dockerfile -> /proc/self/environ` must not put the builder's environment in a log.
+    in_context = resolve_in_root(Path(context_dir).absolute(), dockerfile)
     if in_context.is_file():
-        return in_context.absolute()
+        return in_context
     raise ContextError(
         f"please provide a valid path to a Dockerfile within the build context with "
         f"--dockerfile ({dockerfile} not found)"

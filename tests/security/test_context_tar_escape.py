@@ -139,3 +139,28 @@ def test_error_is_one_line_naming_the_tarball_and_entry(tmp_path: Path) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert "ctx.tar" in message and "'../x'" in message
+
+
+def test_dockerfile_and_dockerignore_symlinked_out_of_the_context_are_not_read(
+    tmp_path: Path, outside: Path
+) -> None:
+    from engine.context.dockerignore import load_dockerignore
+    from engine.context.sources import resolve_dockerfile_path
+
+    (outside / "file").write_text("FROM scratch\nRUN TOKEN=host-secret\n")
+    ctx = _open(
+        tmp_path,
+        [
+            entry("Dockerfile", tarfile.SYMTYPE, link=str(outside / "file")),
+            entry(".dockerignore", tarfile.SYMTYPE, link="../outside/file"),
+        ],
+    )
+    with pytest.raises(ContextError, match="Dockerfile not found"):
+        resolve_dockerfile_path("Dockerfile", ctx, cwd=tmp_path / "elsewhere")
+    assert load_dockerignore(ctx).patterns == load_dockerignore(tmp_path / "empty").patterns
+    # inside the context, links are followed
+    (ctx / "real").mkdir()
+    (ctx / "real/Dockerfile").write_text("FROM scratch\n")
+    (ctx / "real/.dockerignore").write_text("x\n")
+    (ctx / "df").symlink_to("/real/Dockerfile")
+    assert resolve_dockerfile_path("df", ctx, cwd=tmp_path / "elsewhere") == ctx / "real/Dockerfile"
