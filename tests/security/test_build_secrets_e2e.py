@@ -45,7 +45,14 @@ def test_secret_mount_and_build_arg_stay_where_buildkit_keeps_them(
     b = e2e.build(
         "secrets",
         dockerfile,
-        args=["--secret", f"id=token,src={secret}", "--build-arg", f"PASSWORD={ARG_VALUE}"],
+        args=[
+            "--secret",
+            f"id=token,src={secret}",
+            "--build-arg",
+            f"PASSWORD={ARG_VALUE}",
+            "--verbosity",
+            "trace",
+        ],
     ).ok()
     config = json.dumps(b.config)
     layers = _layer_bytes(b)
