@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.copy.urls import without_credentials
 from engine.errors import BuildError
+from engine.fs.safe import resolve_in_root
 
 GIT_TIMEOUT = 600
 
@@ -95,7 +96,9 @@ def checkout(text: str, *, keep_git_dir: bool = False) -> Iterator[Path]:
         elif _userinfo_dropped(ref.remote) != ref.remote:
             # the kept .git goes into the layer: its remote must not carry the credentials
             _git(["remote", "set-url", "origin", _userinfo_dropped(ref.remote)], repo, what)
-        tree = repo / ref.subdir if ref.subdir else repo
+        # a symlinked subdir resolves inside the checkout: a hostile repository's
+        # `docs -> /root/.docker` must not copy the builder's files into the image
+        tree = resolve_in_root(repo, ref.subdir) if ref.subdir else repo
         if not tree.is_dir():
             raise BuildError(f"ADD {what}: no directory {ref.subdir} in the repository")
         yield tree

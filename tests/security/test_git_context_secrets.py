@@ -72,12 +72,16 @@ def _git(*args: str, cwd: Path) -> None:
     )
 
 
-def _dumb_http_repo(httpserver: HTTPServer, tmp_path: Path) -> str:
+def _dumb_http_repo(
+    httpserver: HTTPServer, tmp_path: Path, link: tuple[str, str] | None = None
+) -> str:
     """A one-commit repository (branch main, file f) over git's dumb HTTP protocol."""
     work = tmp_path / "work"
     work.mkdir()
     _git("init", "-q", "-b", "main", cwd=work)
     (work / "f").write_text("x")
+    if link is not None:
+        (work / link[0]).symlink_to(link[1])
     _git("add", ".", cwd=work)
     _git("commit", "-q", "-m", "one", cwd=work)
     bare = tmp_path / "repo.git"
@@ -126,3 +130,23 @@ def test_git_context_clone_keeps_no_credentials_in_git_config(
     for p in (ctx / ".git").rglob("*"):
         if p.is_file():
             assert PASSWORD.encode() not in p.read_bytes(), p
+
+
+def test_add_git_subdir_symlinked_out_of_the_checkout_copies_no_host_files(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text("host credentials")
+    url = _dumb_http_repo(httpserver, tmp_path, link=("docs", str(outside)))
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    try:
+        copy_sources(
+            sources=[url + "#main:docs"], dest="/src", src_root=tmp_path, rootfs=root, is_add=True
+        )
+    except BuildError as err:
+        assert "docs" in str(err)
+    for p in root.rglob("*"):
+        if p.is_file():
+            assert p.read_text() != "host credentials", p
