@@ -215,6 +215,9 @@ def _check_member(member: tarfile.TarInfo, root: Path, name: str) -> None:
     parts = entry.split("/")
     if entry.startswith("/") or ".." in parts:
         raise ContextError(f"build context tarball {name}: entry {entry!r} leaves the context")
+    if not member.isdir() and all(p in ("", ".") for p in parts):
+        # only a directory may name the context root itself
+        raise ContextError(f"build context tarball {name}: entry {entry!r} replaces the context")
     parent = os.path.dirname(os.path.join(root, entry))
     if not _inside(root, parent):  # a symlinked parent would redirect the write
         raise ContextError(

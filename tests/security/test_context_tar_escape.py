@@ -164,3 +164,12 @@ def test_dockerfile_and_dockerignore_symlinked_out_of_the_context_are_not_read(
     (ctx / "real/.dockerignore").write_text("x\n")
     (ctx / "df").symlink_to("/real/Dockerfile")
     assert resolve_dockerfile_path("df", ctx, cwd=tmp_path / "elsewhere") == ctx / "real/Dockerfile"
+
+
+@pytest.mark.parametrize("name", [".", "./", "./."])
+def test_a_symlink_naming_the_root_after_files_does_not_remove_them(
+    tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(ContextError, match="replaces the context"):
+        _open(tmp_path, [entry("f", data=b"x"), entry(name, tarfile.SYMTYPE, link="/")])
+    assert (tmp_path / "ctx/f").read_bytes() == b"x"
