@@ -442,6 +442,10 @@ class Pipeline:
             if self.uploader is None:
                 self.uploader = Uploader(self.client, destinations, self.ensure_local)
             started = time.monotonic()
+            # the config goes up with the last layers, not after them
+            config_path = self.workspace.blob_path(art.config_descriptor.digest)
+            config_path.write_bytes(art.config)
+            self.uploader.submit(LayerRef(art.config_descriptor, "", config_path))
             self.uploader.finish(art.layers)  # most were pushed while later steps built
             if self.cache is not None:  # new cache entries mount the blobs now in place,
                 self.cache.start_deferred()  # while the config and manifest are pushed
@@ -496,8 +500,5 @@ class Pipeline:
             )
 
     def _push(self, ref: Any, art: ImageArtifacts) -> str:
-        """Layers are already there (Uploader.finish); config, then the manifest."""
-        config_path = self.workspace.blob_path(art.config_descriptor.digest)
-        config_path.write_bytes(art.config)
-        self.client.push_blob(ref, art.config_descriptor, config_path)
+        """Layers and config are already there (Uploader.finish): the manifest."""
         return str(self.client.put_manifest(ref, art.manifest, art.manifest_media_type))
