@@ -13,7 +13,7 @@ import pytest
 
 from engine.context.dockerignore import matcher_from_patterns
 from engine.copy import copy_sources
-from engine.errors import BuildError
+from engine.errors import BuildError, ContextError
 from tests.security.tarcraft import entry, write_tar
 
 
@@ -225,3 +225,18 @@ def test_add_archive_device_nodes_without_cap_mknod_are_skipped_not_a_crash(
     monkeypatch.setattr(os, "mknod", refuse)
     _run(context, rootfs, ["dev.tar"], "/d/", is_add=True)
     assert sorted(os.listdir(rootfs / "d")) == ["ok"]
+
+
+@pytest.mark.parametrize(
+    "src", ["../outside/secret", "/../outside/secret", "a/../../outside/secret", "../*/secret"]
+)
+def test_copy_sources_climbing_out_of_the_context_never_read_the_host(
+    rootfs: Path, context: Path, outside: Path, src: str
+) -> None:
+    try:
+        _run(context, rootfs, [src], "/x/")
+    except (BuildError, ContextError) as err:
+        assert "\n" not in str(err) and src in str(err)
+    for p in rootfs.rglob("*"):
+        if p.is_file():
+            assert p.read_text() != "host secret", p
