@@ -31,9 +31,15 @@ class Mirror:
         scheme = None
         if "://" in t:
             scheme, t = t.split("://", 1)
-            if scheme not in ("http", "https"):
-                raise UsageError(f"invalid registry mirror {text!r}: scheme must be http(s)")
         host, _, prefix = t.partition("/")
+        if "@" in host:
+            # never echoed: the part before @ is a login; it belongs in the docker config
+            shown = f"{scheme + '://' if scheme else ''}***@{host.rpartition('@')[2]}"
+            raise UsageError(
+                f"invalid registry mirror {shown!r}: credentials go in the docker config"
+            )
+        if scheme is not None and scheme not in ("http", "https"):
+            raise UsageError(f"invalid registry mirror {text!r}: scheme must be http(s)")
         if not host:
             raise UsageError(f"invalid registry mirror {text!r}")
         return cls(normalize_registry(host), prefix.strip("/"), scheme)

@@ -145,3 +145,15 @@ def test_upload_location_on_another_host_gets_no_credentials(
     sent = {r.path: r.headers.get("Authorization", "") for r, _ in httpserver.log}
     assert sent["/v2/a/b/blobs/uploads/"]  # the registry itself got them
     assert sent["/elsewhere/upload"] == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["https://bob:S3cr3t-Pa55word@mirror.io", "bob:S3cr3t-Pa55word@mirror.io/hub"]
+)
+def test_mirror_with_credentials_is_refused_without_echoing_them(text: str) -> None:
+    from engine.errors import UsageError
+    from engine.registry.config import Mirror
+
+    with pytest.raises(UsageError) as info:
+        Mirror.parse(text)
+    assert PASSWORD not in str(info.value) and "***@mirror.io" in str(info.value)
