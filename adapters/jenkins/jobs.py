@@ -17,6 +17,7 @@ from jenkinsapi.custom_exceptions import JenkinsAPIException, UnknownJob
 from jenkinsapi.jenkins import Jenkins
 
 from adapters.jenkins.render import pipeline_job_xml
+from adapters.logsections import redact
 from engine.errors import AdapterError
 
 # Exit codes for a finished build: only SUCCESS is 0.
@@ -37,7 +38,7 @@ def _connect(ns: argparse.Namespace) -> Jenkins:
             timeout=30,
         )
     except (requests.RequestException, JenkinsAPIException) as exc:
-        raise AdapterError(f"Jenkins {ns.url}: {type(exc).__name__}") from None
+        raise AdapterError(f"Jenkins {redact(ns.url, (ns.token,))}: {type(exc).__name__}") from None
 
 
 def _common(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -88,8 +89,10 @@ def apply(argv: list[str], env: Mapping[str, str]) -> int:
             print(f"created job {ns.name}")
     except requests.HTTPError as exc:
         raise _http_error(f"job {ns.name}", exc) from None
+    except requests.RequestException as exc:
+        raise AdapterError(f"Jenkins {redact(ns.url, (ns.token,))}: {type(exc).__name__}") from None
     except JenkinsAPIException as exc:
-        raise AdapterError(f"Jenkins job {ns.name}: {exc}") from None
+        raise AdapterError(f"Jenkins job {ns.name}: {redact(str(exc), (ns.token,))}") from None
     return 0
 
 
@@ -117,7 +120,9 @@ def run(argv: list[str], env: Mapping[str, str]) -> int:
         raise AdapterError(f"Jenkins job {ns.name} not found") from None
     except requests.HTTPError as exc:
         raise _http_error(f"job {ns.name}", exc) from None
+    except requests.RequestException as exc:
+        raise AdapterError(f"Jenkins {redact(ns.url, (ns.token,))}: {type(exc).__name__}") from None
     except JenkinsAPIException as exc:
-        raise AdapterError(f"Jenkins job {ns.name}: {exc}") from None
+        raise AdapterError(f"Jenkins job {ns.name}: {redact(str(exc), (ns.token,))}") from None
     out.write(f"{ns.name} #{build.get_number()}: {result}\n")
     return RESULT_CODES.get(result, 1)

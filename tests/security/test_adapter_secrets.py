@@ -135,3 +135,21 @@ def test_redact_report_masks_error_and_instructions() -> None:
     )
     clean = redact_report(report, (JOB_TOKEN,))
     assert JOB_TOKEN not in clean.error and JOB_TOKEN not in clean.steps[0].instruction
+
+
+@pytest.mark.parametrize("sub", ["run", "apply"])
+def test_jenkins_unreachable_error_masks_url_credentials(sub: str, tmp_path: Path) -> None:
+    from adapters.jenkins import jobs
+    from engine.errors import AdapterError
+
+    (tmp_path / "Jenkinsfile").write_text("pipeline {}\n")
+    env = {
+        "JENKINS_URL": "http://ci:ApiT0ken-123456@127.0.0.1:9",
+        "JENKINS_USER": "ci",
+        "JENKINS_API_TOKEN": "t0k3n-abc",
+    }
+    argv = ["job1"] + (["--script", str(tmp_path / "Jenkinsfile")] if sub == "apply" else [])
+    with pytest.raises(AdapterError) as info:
+        getattr(jobs, sub)(argv, env)
+    message = str(info.value)
+    assert "ApiT0ken-123456" not in message and "127.0.0.1" in message and "\n" not in message
