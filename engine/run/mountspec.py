@@ -190,9 +190,14 @@ def _source_path(spec: MountSpec, src: MountSources) -> tuple[Path, Path]:
     """(root the source lives in, host path of the source), never outside that root."""
     root = src.root_of(spec.from_) if spec.from_ else src.context_dir
     path = resolve_in_root(root, spec.source or "/")
+    where = f"stage or image {spec.from_}" if spec.from_ else "the build context"
     if not os.path.lexists(path):
-        where = f"stage or image {spec.from_}" if spec.from_ else "the build context"
         raise BuildError(f"RUN --mount: source {spec.source or '/'} not found in {where}")
+    if not spec.from_ and src.excluded is not None:
+        # A .dockerignore'd path is not in the context at all (BuildKit: not found).
+        rel = clean_relative(os.path.relpath(path, root))
+        if rel and src.excluded(rel, path.is_dir()):
+            raise BuildError(f"RUN --mount: source {spec.source} not found in {where}")
     return root, path
 
 

@@ -147,6 +147,14 @@ def test_run_mounts_bind_cache_tmpfs_and_secret_never_reach_the_layer(
     assert len(new_layers(b)) == 7
 
 
+def test_run_bind_mount_of_a_dockerignored_source_is_not_found(e2e: E2E) -> None:
+    files = {"secret.env": "X=1\n", ".dockerignore": "secret.env\n"}
+    dockerfile = "FROM {base}\nRUN --mount=source=secret.env,target=/s cat /s > /leak\n"
+    b = e2e.build("runmountignored", dockerfile, files)
+    assert b.rc == 7
+    assert "RUN --mount: source secret.env not found in the build context" in b.log
+
+
 def test_run_mount_and_network_none_refused_naming_the_line_without_namespaces(
     e2e: E2E,
 ) -> None:
