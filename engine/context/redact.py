@@ -14,8 +14,8 @@ _QUERY_VALUE = re.compile(r"=[^&;]*")
 MASK = "***"
 
 
-def redact_url(url: str, *, keep_fragment: bool = True) -> str:
-    """url with user info replaced by *** and query values masked."""
+def redact_url(url: str, *, keep_fragment: bool = True, drop_userinfo: bool = False) -> str:
+    """url with user info replaced by *** (or dropped) and query values masked."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -24,7 +24,8 @@ def redact_url(url: str, *, keep_fragment: bool = True) -> str:
         return f"{url.partition('://')[0]}://{MASK}"
     if "@" in parts.netloc:
         host = f"[{host}]" if ":" in host else host
-        parts = parts._replace(netloc=f"{MASK}@{host}" + (f":{port}" if port else ""))
+        shown_host = host + (f":{port}" if port else "")
+        parts = parts._replace(netloc=shown_host if drop_userinfo else f"{MASK}@{shown_host}")
     if parts.query:
         parts = parts._replace(query=_QUERY_VALUE.sub("=" + MASK, parts.query))
     if not keep_fragment:
@@ -32,8 +33,8 @@ def redact_url(url: str, *, keep_fragment: bool = True) -> str:
     return urlunsplit(parts)
 
 
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+def redact_text(text: str, secrets: Iterable[str] = (), *, drop_userinfo: bool = False) -> str:
     """text with every URL redacted and every non-empty secret masked."""
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, MASK)
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return _URL.sub(lambda m: redact_url(m.group(0), drop_userinfo=drop_userinfo), text)
