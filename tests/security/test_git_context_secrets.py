@@ -3,17 +3,15 @@ in their errors, whatever the server answers."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from engine.context.sources import ContextRequest, open_context
 from engine.copy import copy_sources
 from engine.errors import BuildError, ContextError
+from tests.support.gitrepo import git, serve_dumb_http
 
 PASSWORD, TOKEN, ENV_PASSWORD = "urlPa55w0rd", "ghp_T0kenValue123", "envPa55w0rd"
 
@@ -63,39 +61,19 @@ def test_add_git_url_error_never_shows_credentials(httpserver: HTTPServer, tmp_p
     assert PASSWORD not in str(info.value) and "repo.git" in str(info.value)
 
 
-def _git(*args: str, cwd: Path) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
-
-
 def _dumb_http_repo(
     httpserver: HTTPServer, tmp_path: Path, link: tuple[str, str] | None = None
 ) -> str:
     """A one-commit repository (branch main, file f) over git's dumb HTTP protocol."""
     work = tmp_path / "work"
     work.mkdir()
-    _git("init", "-q", "-b", "main", cwd=work)
+    git("init", "-q", "-b", "main", cwd=work)
     (work / "f").write_text("x")
     if link is not None:
         (work / link[0]).symlink_to(link[1])
-    _git("add", ".", cwd=work)
-    _git("commit", "-q", "-m", "one", cwd=work)
-    bare = tmp_path / "repo.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
-    _git("update-server-info", cwd=bare)
-
-    def serve(request: Request) -> Response:
-        path = bare / request.path.removeprefix("/repo.git/")
-        if not path.is_file():
-            return Response("not found", status=404)
-        return Response(path.read_bytes(), content_type="application/octet-stream")
-
-    httpserver.expect_request(re.compile("^/repo.git/.*")).respond_with_handler(serve)
-    return httpserver.url_for("/repo.git")
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "one", cwd=work)
+    return serve_dumb_http(httpserver, work, tmp_path / "repo.git")
 
 
 def test_add_git_keep_git_dir_leaves_no_credentials_in_the_layer(

@@ -8,9 +8,7 @@ import hashlib
 import io
 import lzma
 import os
-import re
 import stat
-import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +16,10 @@ from pathlib import Path
 import pytest
 import zstandard
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from engine.copy import copy_sources
 from engine.errors import BuildError
+from tests.support.gitrepo import git, serve_dumb_http
 
 ARCHIVE_MTIME = 1_500_000_000
 
@@ -229,15 +227,6 @@ def test_archive_xattrs_are_applied(context: Path, rootfs: Path) -> None:
     assert os.getxattr(rootfs / "opt/tool", "user.origin") == b"archive"
 
 
-def git(*args: str, cwd: Path) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture
 def git_server(tmp_path: Path, httpserver: HTTPServer) -> str:
     """A repository served over git's dumb HTTP protocol: main has v1 (tagged) then v2."""
@@ -251,18 +240,7 @@ def git_server(tmp_path: Path, httpserver: HTTPServer) -> str:
     git("tag", "v1", cwd=work)
     (work / "VERSION").write_text("2\n")
     git("commit", "-q", "-am", "v2", cwd=work)
-    bare = tmp_path / "repo.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
-    git("update-server-info", cwd=bare)
-
-    def serve(request: Request) -> Response:
-        path = bare / request.path.removeprefix("/repo.git/")
-        if not path.is_file():
-            return Response("not found", status=404)
-        return Response(path.read_bytes(), content_type="application/octet-stream")
-
-    httpserver.expect_request(re.compile("^/repo.git/.*")).respond_with_handler(serve)
-    return httpserver.url_for("/repo.git")
+    return serve_dumb_http(httpserver, work, tmp_path / "repo.git")
 
 
 def test_add_git_repository_checks_out_ref_and_subdir(
