@@ -24,9 +24,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from harness.builders import BUILDERS, Builder  # noqa: E402
+from harness.builders import BUILDERS, Brickyard, Builder  # noqa: E402
 from harness.cases import CASES, Case  # noqa: E402
 from harness.images import BenchImages, setup  # noqa: E402
+from harness.install import install_brickyard  # noqa: E402
 from harness.loopfs import fresh_ext4  # noqa: E402
 from harness.measure import Measured, run_measured  # noqa: E402
 from harness.report import Series, table, write_readme  # noqa: E402
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load_before = os.getloadavg()
     images = setup(work, want_debian=any(c.base == "debian" for c in cases))
+    if any(isinstance(b, Brickyard) for b in builders):
+        Brickyard.executor = install_brickyard(work)
     try:
         contexts = work / "contexts"
         shutil.rmtree(contexts, ignore_errors=True)

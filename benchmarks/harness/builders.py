@@ -9,8 +9,6 @@ size, first run only) is not timed.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +41,6 @@ def base_env(state: Path) -> dict[str, str]:
         "GIT_COMMITTER_EMAIL": "bench@example.invalid",
     }
     (state / "home").mkdir(parents=True, exist_ok=True)
-    # brickyard runs from this checkout with the interpreter running the benchmark.
-    env["PATH"] = os.path.dirname(sys.executable) + ":" + env["PATH"]
     return env
 
 
@@ -82,6 +78,8 @@ class Builder:
 class Brickyard(Builder):
     name = "brickyard"
     pushes_in_build = True
+    # harness/install.py's virtualenv copy of this checkout, set by run.py
+    executor: Path | None = None
 
     def build(
         self,
@@ -94,14 +92,14 @@ class Brickyard(Builder):
         registry: str,
         cache_repo: str | None = None,
     ) -> Invocation:
+        if self.executor is None:
+            raise RuntimeError("brickyard is not installed: call install_brickyard first")
         env = base_env(state)
         env["DOCKER_CONFIG"] = str(state / "docker-config")
-        root = Path(__file__).resolve().parents[2]
-        env["PYTHONPATH"] = str(root)
+        # The executor image's /kaniko exists before the build: the workspace lives in it.
+        (state / "kaniko").mkdir(parents=True, exist_ok=True)
         argv = [
-            sys.executable,
-            "-c",
-            "import sys; from engine.cli import executor_main; sys.exit(executor_main())",
+            str(self.executor),
             "--context",
             f"dir://{ctx}",
             "--dockerfile",
