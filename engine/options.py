@@ -153,7 +153,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("azure-container-registry-config", "str", "", "Path to an Azure container registry config file.", _REG, hidden=True),  # noqa: E501
     # --- Runtime / misc
     _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501
-    _o("cleanup", "bool", False, "Delete the built filesystem at the end.", _MISC, implemented=True),  # noqa: E501
+    _o("cleanup", "bool", False, "Delete the built filesystem at the end (else the stage filesystems stay under --kaniko-dir; a temporary or rootless workspace always goes).", _MISC, implemented=True),  # noqa: E501
     _o("force", "bool", False, "Allow running outside a container.", _MISC, implemented=True),
     _o("verbosity", "choice", "info", "Log level: trace, debug, info, warn, error, fatal, panic.", _MISC, short="v", choices=("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"), implemented=True),  # noqa: E501
     _o("log-format", "choice", "color", "Log format: text, color, json.", _MISC, choices=("text", "color", "json"), implemented=True),  # noqa: E501

@@ -9,6 +9,8 @@ instruction: metadata into the config, RUN through the isolation backend followe
 stat-index snapshot, COPY/ADD snapshotting only what they wrote. The last stage becomes
 the image: base layers reused (cross-repository mount when on the same registry), new
 layers pushed, a manifest in the base's flavour (kaniko's rule), then the output files.
+At the end the workspace is removed, except the stage filesystems of a build under
+`--kaniko-dir` without `--cleanup` (kaniko's rule; engine/build/workspace.py says when).
 """
 
 from __future__ import annotations
@@ -72,7 +74,12 @@ def _build_here(
     )
     started = time.monotonic()
     report = BuildReport()
-    workspace = Workspace.create(options.kaniko_dir)
+    # kaniko leaves the built filesystem unless --cleanup; a rootless build's files belong
+    # to subordinate ids only its user namespace can delete, so they always go
+    workspace = Workspace.create(
+        options.kaniko_dir,
+        keep_stages=not options.cleanup and options.isolation != "rootless",
+    )
     created = (
         format_created(None) if options.reproducible else format_created(dt.datetime.now(dt.UTC))
     )
@@ -82,7 +89,7 @@ def _build_here(
             run.dry_run()
             return BuildResult("", (), report)
         artifacts = run.build_image()
-        workspace.release_stages()  # removed while the image is pushed (cleanup waits)
+        workspace.release_stages()  # if they go: while the image is pushed (cleanup waits)
         refs = run.publish(artifacts)
         report.digest = artifacts.digest
         report.media_type = artifacts.manifest_media_type
@@ -103,6 +110,6 @@ def _build_here(
         raise
     finally:
         run.close()
-        # Stage filesystems live in our own workspace, so they always go; --cleanup only
-        # matters for the inplace backend, whose rootfs is the container's `/`.
-        workspace.cleanup()
+        kept = workspace.cleanup()  # blobs, layers, context, secrets: always removed
+        if kept is not None:
+            log.info(f"Left the built filesystem in {kept} (--cleanup removes it)")

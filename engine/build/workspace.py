@@ -1,14 +1,23 @@
 """Where a build keeps its files: blobs, layers and one rootfs per stage.
 
 Under `--kaniko-dir` when it is writable (kaniko's model; the executor image sets it), else in
-a fresh temporary directory. Never the machine's `/`. Removed at the end of the build.
+a fresh temporary directory. Never the machine's `/`.
 
-Removing a big rootfs is disk-bound (100,000 files: seconds on a slow disk, and `rm -rf` is
-no faster than shutil.rmtree). So the stage filesystems start going in the background as soon
-as the image is assembled (`release_stages`), while the push, the outputs and the cache
-entries are still being written, and `cleanup` waits for them. It does wait: the machine is
-left clean (and a rootless build must remove its subordinate-owned files inside its user
-namespace, before that ends), and a removal left running would only slow the next job.
+What is left at the end follows kaniko, which leaves its built filesystem unless `--cleanup`:
+- under `--kaniko-dir` (the executor image in a CI pod that is thrown away afterwards) the
+  stage filesystems stay in `<workspace>/stages` unless `--cleanup` is given; the build logs
+  where they are. Removing 100,000 files is seconds of disk-bound work nobody needs there.
+- a private temporary workspace (no writable kaniko dir) is always removed whole;
+- a rootless build always removes it whole: its files belong to subordinate ids, which the
+  user can delete only inside the build's user namespace, before that ends.
+Everything else in the workspace (base layer blobs, built layers, the build context,
+`--secret` values written to files, RUN --mount scratch copies) is always removed: no secret
+or credential is ever left behind, and only the filesystems a user may want to inspect stay.
+
+Removing a big rootfs is disk-bound (`rm -rf` is no faster than shutil.rmtree). When the
+stage filesystems go, they start going in the background as soon as the image is assembled
+(`release_stages`), while the push, the outputs and the cache entries are still being
+written, and `cleanup` waits for them (a removal left running would only slow the next job).
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ from engine.errors import BuildError
 
 
 class Workspace:
-    def __init__(self, root: Path, *, owned: bool) -> None:
+    def __init__(self, root: Path, *, owned: bool, keep_stages: bool = False) -> None:
         self.root = root
         self.owned = owned
+        # leave the stage filesystems at the end (see the module docstring for when)
+        self.keep_stages = keep_stages
         self.blobs = root / "blobs"
         self.layers = root / "layers"
         self.stages = root / "stages"
@@ -37,12 +48,15 @@ class Workspace:
         self._remover: threading.Thread | None = None
 
     @classmethod
-    def create(cls, kaniko_dir: str) -> Workspace:
+    def create(cls, kaniko_dir: str, *, keep_stages: bool = False) -> Workspace:
+        """A fresh workspace under kaniko_dir when it is a writable directory, else in the
+        temporary directory. `keep_stages` (no --cleanup, not rootless) takes effect only
+        under kaniko_dir: a private temporary workspace is always removed whole."""
         base: str | None = None
         if kaniko_dir and os.path.isdir(kaniko_dir) and os.access(kaniko_dir, os.W_OK):
             base = kaniko_dir
         root = Path(tempfile.mkdtemp(prefix="brickyard-build-", dir=base))
-        return cls(root, owned=True)
+        return cls(root, owned=True, keep_stages=keep_stages and base is not None)
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / digest.replace(":", "-")
@@ -61,8 +75,13 @@ class Workspace:
 
     def release_stages(self) -> None:
         """Start removing every stage filesystem in the background: after the image is
-        assembled only blobs and layer files are read."""
-        if not self.owned or self._remover is not None or not self.stages.exists():
+        assembled only blobs and layer files are read. Nothing happens when they stay."""
+        if (
+            not self.owned
+            or self.keep_stages
+            or self._remover is not None
+            or not self.stages.exists()
+        ):
             return
         trash = self.root / "stages-removing"
         try:
@@ -74,12 +93,22 @@ class Workspace:
         )
         self._remover.start()
 
-    def cleanup(self) -> None:
+    def cleanup(self) -> Path | None:
+        """Remove the workspace; returns the stage filesystems' directory when they were
+        left in place (keep_stages and something is in it), else None."""
         if self._remover is not None:
             self._remover.join()
             self._remover = None
-        if self.owned:
-            remove_tree(self.root)
+        if not self.owned:
+            return None
+        if self.keep_stages and self.stages.is_dir() and any(self.stages.iterdir()):
+            # everything but the stage filesystems: blobs, layers, context, secrets, scratch
+            for entry in list(self.root.iterdir()):
+                if entry.name != self.stages.name:
+                    remove_tree(entry)
+            return self.stages
+        remove_tree(self.root)
+        return None
 
 
 def _remove_fast(path: Path) -> None:

@@ -145,9 +145,42 @@ def test_workspace_releases_stage_filesystems_in_the_background(tmp_path: Path) 
     # the stage filesystems are out of the way at once; blobs and layers stay for the push
     assert not ws.stages.exists()
     assert blob.read_text() == "blob"
-    ws.cleanup()  # waits for the background removal
+    assert ws.cleanup() is None  # waits for the background removal
     assert not ws.root.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_workspace_under_kaniko_dir_keeps_only_the_stage_filesystems(tmp_path: Path) -> None:
+    ws = Workspace.create(str(tmp_path), keep_stages=True)
+    assert ws.keep_stages
+    root = ws.new_rootfs(0)
+    (root / "d").mkdir()
+    (root / "d" / "f").write_text("x")
+    os.chmod(root / "d", 0o500)
+    ws.blob_path("sha256:abc").write_text("blob")
+    (ws.root / "secrets").mkdir(mode=0o700)
+    (ws.root / "secrets" / "token").write_text("s3cr3t")
+    ws.release_stages()  # nothing to do: they stay
+    assert (root / "d" / "f").read_text() == "x"
+    assert ws.cleanup() == ws.stages
+    assert [p.name for p in ws.root.iterdir()] == ["stages"]
+    assert (root / "d" / "f").read_text() == "x"
+
+
+def test_workspace_with_nothing_built_is_removed_even_when_keeping(tmp_path: Path) -> None:
+    ws = Workspace.create(str(tmp_path), keep_stages=True)
+    ws.blob_path("sha256:abc").write_text("blob")
+    assert ws.cleanup() is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_private_temporary_workspace_never_keeps_stages(tmp_path: Path) -> None:
+    ws = Workspace.create(str(tmp_path / "missing"), keep_stages=True)
+    assert not ws.keep_stages
+    (ws.new_rootfs(0) / "f").write_text("x")
+    ws.release_stages()
+    assert ws.cleanup() is None
+    assert not ws.root.exists()
 
 
 def test_workspace_falls_back_to_tmp_when_kaniko_dir_missing(tmp_path: Path) -> None:
