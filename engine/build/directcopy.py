@@ -85,6 +85,20 @@ class LowerView:
             if path not in keep:
                 self.symlinks.discard(path)
 
+    def add_blob(self, blob: Path, media_type: str) -> None:
+        """Read one lower layer's headers (data skipped); a tar the lean reader cannot be
+        sure of makes the COPY take the general path."""
+        import zstandard
+
+        from engine.image.layers import open_layer_stream
+        from engine.image.tarheaders import UnsupportedTar, scan_headers
+
+        try:
+            with open_layer_stream(blob, media_type) as stream:
+                self.add_layer(scan_headers(stream))
+        except (UnsupportedTar, OSError, EOFError, zstandard.ZstdError) as e:
+            self.unsafe = f"a lower layer needs the general tar reader ({e})"
+
     def add_layer(self, infos: Iterable[tarfile.TarInfo]) -> None:
         kept: list[tuple[str, tarfile.TarInfo]] = []
         whiteouts: list[str] = []

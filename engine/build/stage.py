@@ -576,7 +576,6 @@ class StageRunner:
         from types import SimpleNamespace
 
         from engine.build import directcopy
-        from engine.image.layers import iterate_layer
 
         started = time.monotonic()
         dest = posixpath.normpath(posixpath.join(self.config.workdir, adapt.copy_srcs_dest(ins)[1]))
@@ -586,7 +585,7 @@ class StageRunner:
         with ThreadPoolExecutor(max_workers=4) as pool:
             blobs = list(pool.map(ensure_local, self.layers))
         for ref, blob_path in zip(self.layers, blobs, strict=True):
-            view.add_layer(e.info for e in iterate_layer(blob_path, ref.descriptor.media_type))
+            view.add_blob(blob_path, ref.descriptor.media_type)
             if view.unsafe:
                 break
         why = view.verdict()

@@ -76,3 +76,27 @@ def test_whiteouts_and_opaque_directories_remove_lower_entries() -> None:
     # a file replacing a directory forgets what was below it
     view.add_layer([info("app", "file")])
     assert "app/c" not in view.entries and "not a directory" not in view.verdict()
+
+
+def _layer(path: Path, entries: list[tarfile.TarInfo], **kw: object) -> Path:
+    with tarfile.open(path, "w:gz", **kw) as tf:  # type: ignore[call-overload]
+        for e in entries:
+            tf.addfile(e)
+    return path
+
+
+def test_blobs_are_read_by_headers_and_odd_tars_fall_back(tmp_path: Path) -> None:
+    gz = "application/vnd.oci.image.layer.v1.tar+gzip"
+    view = LowerView("app/config")
+    view.add_blob(_layer(tmp_path / "a.tgz", [info("app", mode=0o711)]), gz)
+    assert view.verdict() == "" and view.existing_dirs()[0][1].mode == 0o711
+    # A global PAX header applies to every later entry: the lean reader leaves it to tarfile,
+    # which means the COPY extracts the rootfs instead.
+    odd = _layer(
+        tmp_path / "b.tgz",
+        [info("etc")],
+        pax_headers={"x": "y"},
+        format=tarfile.PAX_FORMAT,
+    )
+    view.add_blob(odd, gz)
+    assert "general tar reader" in view.verdict()
