@@ -126,8 +126,28 @@ class Pipeline:
             secrets=mountspec.load_secrets(self.options.secret, self.env, root / "secrets"),
         )
 
+    def _start_push_check(self) -> Callable[[], object]:
+        """check_push_permissions in a thread while the context is read and the first base
+        image resolves (its round trips overlap theirs); the returned wait re-raises its
+        failure, which the build then reports first, as if the probe had run first."""
+        opts = self.options
+        if opts.no_push or opts.skip_push_permission_check or not opts.destination:
+            return lambda: None
+        _ = self.client  # made here: the probe thread must not race the build to make it
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-check")
+        future = pool.submit(self.check_push_permissions)
+        pool.shutdown(wait=False)
+        return future.result
+
     def build_image(self) -> ImageArtifacts:
-        self.check_push_permissions()
+        wait_push_check = self._start_push_check()
+        try:
+            return self._build_stages(wait_push_check)
+        except BaseException:
+            wait_push_check()  # a refused destination is the error to report
+            raise
+
+    def _build_stages(self, wait_push_check: Callable[[], object]) -> ImageArtifacts:
         context_dir = sources.open_build_context(self.options, self.workspace, self.stdin)
         dockerfile_text, dockerfile_name = sources.read_dockerfile(self.options, context_dir)
         graph = sources.stage_graph(self.options, dockerfile_text, dockerfile_name)
@@ -169,6 +189,7 @@ class Pipeline:
             rootfs, config, layers, manifest_type, fill, parent_key = self._base_for(
                 stage, results, last_use, position, order
             )
+            wait_push_check()  # before any step runs
             base_idx = sources.base_stage_index(stage)
             parent_scope = results[base_idx].scope if base_idx >= 0 else None
             scope = sources.stage_scope(graph, config, parent_scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.harness import E2E
+from tests.support.registry import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +47,20 @@ def test_run_as_unknown_user_fails_the_step(e2e: E2E) -> None:
     assert b.rc == 7
     line = _error_line(b.log)
     assert line.startswith("error: step 3/3: RUN true: ") and "nosuchuser" in line
+
+
+def test_refused_destination_fails_before_any_step_runs(e2e: E2E) -> None:
+    # The push probe runs while the base resolves; its failure still comes before any step.
+    dead = f"127.0.0.1:{free_port()}"
+    b = e2e.build("err-push", "FROM {base}\nRUN echo ran\n", args=["-d", f"{dead}/e2e/x:1"])
+    assert b.rc == 5
+    line = _error_line(b.log)
+    assert dead in line and "connection refused" in line
+    assert "Running:" not in b.log
+    # ...and it is the error reported even when the base image is missing as well.
+    b = e2e.build(
+        "err-push-base",
+        f"FROM {e2e.registry}/e2e/no-such-image:1\nRUN true\n",
+        args=["-d", f"{dead}/e2e/x:1"],
+    )
+    assert b.rc == 5 and dead in _error_line(b.log)
