@@ -72,12 +72,9 @@ class Pipeline:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from engine.build.httpsession import pooled_session
             from engine.registry import RegistryClient, RegistryConfig
 
-            self._client = RegistryClient(
-                RegistryConfig.from_options(self.options, self.env), session=pooled_session()
-            )
+            self._client = RegistryClient(RegistryConfig.from_options(self.options, self.env))
         return self._client
 
     # -- the build ------------------------------------------------------------------------

@@ -20,13 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 from urllib.parse import urljoin
 
-import requests
-import urllib3
-
 from engine.errors import AuthError, DigestMismatch, ImageError, ManifestUnknown, RegistryError
+from engine.httpclient import HttpClient, HttpError, Response
 from engine.image.layout import ImageBlobs
 from engine.image.model import (
     MANIFEST_ACCEPT,
@@ -131,7 +129,7 @@ class RegistryClient:
         config: RegistryConfig | None = None,
         *,
         keychain: Keychain | None = None,
-        session: requests.Session | None = None,
+        session: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
         upload_mode: Literal["auto", "chunked"] = "auto",
         upload_chunk_size: int = DEFAULT_UPLOAD_CHUNK,
@@ -284,7 +282,7 @@ class RegistryClient:
         )
 
     # ---- blobs: pull ----
-    def _blob_response(self, ref: Reference, desc: Descriptor) -> requests.Response:
+    def _blob_response(self, ref: Reference, desc: Descriptor) -> Response:
         return self.transport.request(
             "GET",
             self._pull(ref),
@@ -319,11 +317,11 @@ class RegistryClient:
         for attempt in range(attempts):
             try:
                 return self._fetch_once(ref, desc, dest)
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+            except HttpError as e:  # the body broke off: start the download again
                 if attempt + 1 >= attempts:
                     raise RegistryError(
                         f"registry {ref.registry} repository {ref.repository}: blob "
-                        f"{desc.digest}: connection lost while downloading ({type(e).__name__})"
+                        f"{desc.digest}: connection lost while downloading ({e.reason})"
                     ) from None
                 self._sleep(min(8.0, 0.5 * 2**attempt))
         raise AssertionError("unreachable")
@@ -419,7 +417,7 @@ class RegistryClient:
             return True, None
         return False, self._location(resp, ref)
 
-    def _location(self, resp: requests.Response, ref: Reference) -> str:
+    def _location(self, resp: Response, ref: Reference) -> str:
         loc = resp.headers.get("Location")
         if not loc:
             raise RegistryError(
@@ -539,7 +537,7 @@ class RegistryClient:
         self._check_pushed_digest(resp, ref, desc)
 
     @staticmethod
-    def _check_pushed_digest(resp: requests.Response, ref: Reference, desc: Descriptor) -> None:
+    def _check_pushed_digest(resp: Response, ref: Reference, desc: Descriptor) -> None:
         got = resp.headers.get("Docker-Content-Digest")
         if got and got != desc.digest:
             raise DigestMismatch(
@@ -620,9 +618,8 @@ def _is_immutable_error(e: RegistryError) -> bool:
 class _VerifyingReader:
     """Reads a streamed blob response, hashing as it goes; verifies at EOF."""
 
-    def __init__(self, resp: requests.Response, desc: Descriptor, what: str) -> None:
-        self._raw: Any = resp.raw
-        self._raw.decode_content = False  # a blob's bytes are what the digest is over
+    def __init__(self, resp: Response, desc: Descriptor, what: str) -> None:
+        self._resp = resp  # raw bytes: no content decoding, the digest is over them
         self._hasher = _Hasher(desc.digest)
         self._desc = desc
         self._what = what
@@ -636,11 +633,7 @@ class _VerifyingReader:
             while chunk := self.read(STREAM_CHUNK):
                 parts.append(chunk)
             return b"".join(parts)
-        try:
-            data: bytes = self._raw.read(n)
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            # surfaces as a connection error so fetch_blob restarts the download
-            raise requests.ConnectionError(type(e).__name__) from None
+        data = self._resp.read(n)  # a broken connection raises HttpError: fetch_blob retries
         if data:
             self._hasher.update(data)
             if self._desc.size >= 0 and self._hasher.size > self._desc.size:

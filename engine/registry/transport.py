@@ -1,34 +1,41 @@
 """The one HTTP boundary of the registry client.
 
-Everything that touches `requests` is here: scheme choice per host (HTTPS, then plain HTTP
-for insecure or local hosts, as go-containerregistry does), TLS settings per request
-(`verify=` is always passed because REQUESTS_CA_BUNDLE would otherwise win), client
-certificates, proxies from the given env, the auth flow, retries with bounded exponential
-backoff and jitter honouring Retry-After, and the mapping of HTTP failures to
-RegistryError / AuthError / ManifestUnknown with messages naming registry, repository and
-status, never a credential.
+Everything the registry client sends goes through here (on engine.httpclient): scheme
+choice per host (HTTPS, then plain HTTP for insecure or local hosts, as go-containerregistry
+does), the trust setting per host (a CA bundle from the given env, --registry-certificate,
+--skip-tls-verify), client certificates, proxies from the given env, the auth flow, retries
+with bounded exponential backoff and jitter honouring Retry-After, and the mapping of HTTP
+failures to RegistryError / AuthError / ManifestUnknown with messages naming registry,
+repository and status, never a credential.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import ipaddress
+import json
 import random
 import re
+import ssl
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import requests
-import urllib3
+from urllib.parse import urlencode, urlsplit
 
 from engine.errors import AuthError, ManifestUnknown, RegistryError
+from engine.httpclient import (
+    TIMEOUT,
+    HttpClient,
+    HttpError,
+    Response,
+    TLSError,
+    no_proxy_matches,
+    proxy_url,
+    trust_from_env,
+)
 from engine.registry.auth import (
     AuthContext,
     AuthState,
@@ -41,68 +48,14 @@ from engine.registry.config import Purpose, RegistryConfig, is_local_host
 from engine.registry.credentials import Credential, Keychain
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-TIMEOUT = (30.0, 300.0)  # connect, read
 
-
-def _short_tls_reason(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"):
-        if marker in text:
-            detail = text.split("certificate verify failed", 1)[-1].split(")", 1)[0]
-            return "TLS certificate verify failed" + (
-                detail.strip(": ") and f" ({detail.strip(': ')})"
-            )
-    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
-        return "TLS handshake failed (server speaks plain HTTP?)"
-    return "TLS error"
-
-
-def _conn_reason(exc: BaseException) -> str:
-    text = str(exc)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "unknown host"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    return type(exc).__name__
-
-
-def no_proxy_matches(host: str, no_proxy: str) -> bool:
-    hostname = urlsplit(f"//{host}").hostname or host
-    port = urlsplit(f"//{host}").port
-    for entry in (e.strip().lower() for e in no_proxy.split(",")):
-        if not entry:
-            continue
-        if entry == "*":
-            return True
-        with contextlib.suppress(ValueError):
-            if "/" in entry and ipaddress.ip_address(hostname) in ipaddress.ip_network(
-                entry, strict=False
-            ):
-                return True
-        e_host, _, e_port = entry.partition(":") if entry.count(":") == 1 else (entry, "", "")
-        if e_port and str(port) != e_port:
-            continue
-        e_host = e_host.lstrip(".")
-        if hostname == e_host or hostname.endswith("." + e_host):
-            return True
-    return False
+__all__ = ["TIMEOUT", "Target", "Transport", "no_proxy_matches", "proxies_for"]
 
 
 def proxies_for(url: str, env: Mapping[str, str]) -> dict[str, str]:
-    parts = urlsplit(url)
-    no_proxy = env.get("NO_PROXY") or env.get("no_proxy") or ""
-    if no_proxy and no_proxy_matches(parts.netloc, no_proxy):
-        return {}
-    key = "https" if parts.scheme == "https" else "http"
-    proxy = (
-        env.get(f"{key}_proxy")
-        or env.get(f"{key.upper()}_PROXY")
-        or env.get("ALL_PROXY")
-        or env.get("all_proxy")
-    )
-    return {key: proxy} if proxy else {}
+    """{scheme: proxy URL} for url under env's *_proxy / NO_PROXY (empty: direct)."""
+    proxy = proxy_url(url, env)
+    return {"https" if urlsplit(url).scheme == "https" else "http": proxy} if proxy else {}
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -128,9 +81,9 @@ def _origin(url: str) -> tuple[str, int | None]:
     return (parts.hostname or "").lower(), parts.port or default
 
 
-def _registry_error_detail(resp: requests.Response) -> str:
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        errors = resp.json().get("errors") or []
+def _registry_error_detail(resp: Response) -> str:
+    with contextlib.suppress(ValueError, AttributeError, TypeError, HttpError):
+        errors = json.loads(resp.read(64 * 1024)).get("errors") or []  # bounded: error bodies
         parts = []
         for e in errors[:2]:
             code = str(e.get("code", "")).strip()
@@ -160,13 +113,13 @@ class Transport:
         config: RegistryConfig,
         *,
         keychain: Keychain | None = None,
-        session: requests.Session | None = None,
+        session: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.keychain = keychain if keychain is not None else Keychain(config.env)
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # env comes in as data; see proxies_for
+        self._owns_session = session is None
+        self.session = session or HttpClient()
         self.tokens = TokenCache()
         self._sleep = sleep
         self._bases: dict[tuple[str, Purpose], str] = {}
@@ -175,18 +128,13 @@ class Transport:
         self._tmp = tempfile.TemporaryDirectory(prefix="brickyard-ca-")
 
     def close(self) -> None:
-        self.session.close()
+        if self._owns_session:
+            self.session.close()
         self._tmp.cleanup()
 
     # ---- TLS and credentials ----
     def _default_verify(self) -> bool | str:
-        env = self.config.env
-        return (
-            env.get("REQUESTS_CA_BUNDLE")
-            or env.get("SSL_CERT_FILE")
-            or env.get("CURL_CA_BUNDLE")
-            or True
-        )
+        return trust_from_env(self.config.env)
 
     def verify_for(self, host: str, purpose: Purpose) -> bool | str:
         if self.config.skip_tls(host, purpose):
@@ -198,9 +146,8 @@ class Transport:
         if host not in self._bundles:
             default = self._default_verify()
             if default is True:
-                import certifi
-
-                default = certifi.where()
+                paths = ssl.get_default_verify_paths()
+                default = paths.cafile or paths.openssl_cafile
             try:
                 pem = Path(str(default)).read_bytes() + b"\n" + Path(cert).read_bytes()
             except OSError as e:
@@ -224,34 +171,28 @@ class Transport:
         return _AUTH_VALUE.sub(r"\1 ***", text)
 
     # ---- raw send ----
-    def _send(
-        self, req: HttpRequest, tls_host: str, purpose: Purpose, *, stream: bool
-    ) -> requests.Response:
-        """One HTTP exchange; TLS settings are those of `tls_host` (registry or token server)."""
+    def _proxy(self, url: str) -> str | None:
+        return proxy_url(url, self.config.env)
+
+    def _send(self, req: HttpRequest, tls_host: str, purpose: Purpose, *, stream: bool) -> Response:
+        """One HTTP exchange; TLS settings are those of `tls_host` (registry or token server).
+        A callable body is opened per attempt (and per redirect) by the HTTP client."""
         body: Any = req.body
-        opened = None
-        if callable(body):
-            opened = body = body()
-        verify = self.verify_for(tls_host, purpose)
-        try:
-            with warnings.catch_warnings():
-                if verify is False:  # the user asked for it; urllib3 would warn per request
-                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                return self.session.request(
-                    req.method,
-                    req.url,
-                    headers=dict(req.headers),
-                    data=req.form if req.form is not None else body,
-                    stream=stream,
-                    verify=verify,
-                    cert=self.config.client_certs.get(tls_host),
-                    proxies=proxies_for(req.url, self.config.env),
-                    timeout=TIMEOUT,
-                    allow_redirects=True,
-                )
-        finally:
-            if opened is not None and hasattr(opened, "close"):
-                opened.close()
+        headers = dict(req.headers)
+        if req.form is not None:
+            body = urlencode(req.form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return self.session.request(
+            req.method,
+            req.url,
+            headers=headers,
+            body=body,
+            stream=stream,
+            verify=self.verify_for(tls_host, purpose),
+            cert=self.config.client_certs.get(tls_host),
+            proxy=self._proxy,
+            timeout=TIMEOUT,
+        )
 
     # ---- scheme and challenge discovery ----
     def base_url(self, host: str, purpose: Purpose) -> str:
@@ -261,30 +202,29 @@ class Transport:
         api = "registry-1.docker.io" if host == "docker.io" else host
         allow_http = self.config.insecure(host, purpose) or is_local_host(api)
         ctx = AuthContext(host)
-        tls_error: BaseException | None = None
+        tls_error: HttpError | None = None
         try:
             # with plain HTTP as a fallback, a refused HTTPS port is not worth retrying
             resp = self._ping(f"https://{api}", host, purpose, retry=not allow_http)
-        except requests.exceptions.SSLError as e:
+        except TLSError as e:
             tls_error, resp = e, None
-        except requests.RequestException as e:
+        except HttpError as e:
             if not allow_http:
-                raise RegistryError(f"{ctx.where()}: {_conn_reason(e)}") from None
+                raise RegistryError(f"{ctx.where()}: {e.reason}") from None
             tls_error, resp = e, None
         if resp is None:
             if not allow_http:
-                raise RegistryError(
-                    f"{ctx.where()}: {_short_tls_reason(tls_error or Exception())}"
-                ) from None
+                reason = tls_error.reason if tls_error else "TLS error"
+                raise RegistryError(f"{ctx.where()}: {reason}") from None
             try:
                 resp = self._ping(f"http://{api}", host, purpose)
-            except requests.RequestException as e:
-                raise RegistryError(f"{ctx.where()}: {_conn_reason(e)}") from None
+            except HttpError as e:
+                raise RegistryError(f"{ctx.where()}: {e.reason}") from None
             if resp.status_code not in (200, 401):
                 # plain HTTP refused (typically "HTTP request to an HTTPS server"): report TLS
                 reason = (
-                    _short_tls_reason(tls_error)
-                    if isinstance(tls_error, requests.exceptions.SSLError)
+                    tls_error.reason
+                    if isinstance(tls_error, TLSError)
                     else f"HTTP {resp.status_code} on /v2/"
                 )
                 raise RegistryError(f"{ctx.where()}: {reason}")
@@ -300,15 +240,13 @@ class Transport:
         self._bases[key] = base
         return base
 
-    def _ping(
-        self, base: str, host: str, purpose: Purpose, *, retry: bool = True
-    ) -> requests.Response:
+    def _ping(self, base: str, host: str, purpose: Purpose, *, retry: bool = True) -> Response:
         attempts = max(1, self.config.retry.attempts) if retry else 1
         for attempt in range(attempts):
             try:
                 resp = self._send(HttpRequest("GET", f"{base}/v2/"), host, purpose, stream=False)
-            except (requests.ConnectionError, requests.Timeout) as e:
-                if isinstance(e, requests.exceptions.SSLError) or attempt + 1 >= attempts:
+            except HttpError as e:
+                if isinstance(e, TLSError) or attempt + 1 >= attempts:
                     raise
                 self._sleep(self._backoff(attempt, None))
                 continue
@@ -340,7 +278,7 @@ class Transport:
         idempotent: bool = True,
         ok: Iterable[int] = (200,),
         passthrough: Iterable[int] = (),
-    ) -> requests.Response:
+    ) -> Response:
         """Send an authenticated request; statuses in `ok` or `passthrough` are returned,
         anything else becomes a RegistryError subclass. `what` names the operation."""
         base = self.base_url(target.host, target.purpose)
@@ -370,15 +308,13 @@ class Transport:
                     stream,
                     tokens,
                 )
-            except requests.exceptions.SSLError as e:
-                raise RegistryError(
-                    f"{target.ctx.where()}: {what}: {_short_tls_reason(e)}"
-                ) from None
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except TLSError as e:
+                raise RegistryError(f"{target.ctx.where()}: {what}: {e.reason}") from None
+            except HttpError as e:
                 if attempt + 1 < attempts:
                     self._sleep(self._backoff(attempt, None))
                     continue
-                raise RegistryError(f"{target.ctx.where()}: {what}: {_conn_reason(e)}") from None
+                raise RegistryError(f"{target.ctx.where()}: {what}: {e.reason}") from None
             if resp.status_code in accept:
                 return resp
             if resp.status_code in RETRY_STATUS and attempt + 1 < attempts:
@@ -398,7 +334,7 @@ class Transport:
         scopes: Sequence[str],
         stream: bool,
         tokens: TokenCache,
-    ) -> requests.Response:
+    ) -> Response:
         flow = auth_flow(req, state, cred, scopes, tokens, target.ctx)
         out = next(flow)
         while True:
@@ -408,12 +344,12 @@ class Transport:
             try:
                 out = flow.send(resp)
             except StopIteration as stop:
-                final: requests.Response = stop.value
+                final: Response = stop.value
                 return final
             resp.close()
 
     def error_for(
-        self, resp: requests.Response, target: Target, what: str, cred: Credential | None
+        self, resp: Response, target: Target, what: str, cred: Credential | None
     ) -> RegistryError:
         status = resp.status_code
         detail = self._redact(_registry_error_detail(resp), target.host)
