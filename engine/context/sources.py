@@ -240,22 +240,38 @@ def _check_member(member: tarfile.TarInfo, root: Path, name: str) -> None:
 # ---------------------------------------------------------------- https tarball
 
 
+def _http_get(url: str, verify_tls: bool, env: Mapping[str, str]) -> Any:
+    """A streamed GET on the engine's HTTP client. Trust (REQUESTS_CA_BUNDLE...) and proxies
+    come from `env`; an empty one means the process environment, as when requests read it."""
+    from engine.httpclient import proxy_url, shared_client, trust_from_env
+
+    settings = env or os.environ
+    return shared_client().request(
+        "GET",
+        url,
+        stream=True,
+        timeout=60,
+        verify=trust_from_env(settings) if verify_tls else False,
+        proxy=lambda target: proxy_url(target, settings),
+    )
+
+
 def open_https(url: str, request: ContextRequest) -> Path:
-    import requests
+    from engine.httpclient import HttpError
 
     dest = _fresh_dir(request.workdir)
     shown = _redact(url)
     try:
-        with requests.get(url, stream=True, timeout=60, verify=request.verify_tls) as resp:
+        with _http_get(url, request.verify_tls, request.env) as resp:
             if resp.status_code != 200:
                 raise ContextError(f"build context {shown}: HTTP {resp.status_code}")
             with tempfile.TemporaryFile(dir=dest) as tmp:
-                for chunk in resp.iter_content(chunk_size=1 << 20):
+                for chunk in resp.iter_content(1 << 20):
                     tmp.write(chunk)
                 tmp.seek(0)
                 extract_tar_stream(tmp, dest, name=shown)
-    except requests.RequestException as err:
-        raise ContextError(f"build context {shown}: {type(err).__name__}") from None
+    except HttpError as err:
+        raise ContextError(f"build context {shown}: {err.reason}") from None
     return dest
 
 
@@ -489,19 +505,19 @@ def resolve_dockerfile_path(
 
 def fetch_dockerfile(url: str, download_dir: Path | None, *, verify_tls: bool = True) -> Path:
     """Download a Dockerfile given as an http(s) URL (kaniko accepts those for -f)."""
-    import requests
+    from engine.httpclient import HttpError
 
     target_dir = download_dir or Path(tempfile.mkdtemp(prefix="brickyard-dockerfile-"))
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / "Dockerfile"
     shown = _redact(url)
     try:
-        with requests.get(url, stream=True, timeout=60, verify=verify_tls) as resp:
+        with _http_get(url, verify_tls, {}) as resp:
             if resp.status_code != 200:
                 raise ContextError(f"Dockerfile {shown}: HTTP {resp.status_code}")
             with open(target, "wb") as fh:
-                for chunk in resp.iter_content(chunk_size=1 << 16):
+                for chunk in resp.iter_content(1 << 16):
                     fh.write(chunk)
-    except requests.RequestException as err:
-        raise ContextError(f"Dockerfile {shown}: {type(err).__name__}") from None
+    except HttpError as err:
+        raise ContextError(f"Dockerfile {shown}: {err.reason}") from None
     return target

@@ -8,13 +8,13 @@ import os
 import posixpath
 import tempfile
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
-
-import requests
 
 from engine.copy.tree import TreeWriter
 from engine.copy.urls import without_credentials
 from engine.errors import BuildError
+from engine.httpclient import HttpClient, HttpError, proxy_url, shared_client, trust_from_env
 
 _CHUNK = 1 << 20
 URL_FILE_MODE = 0o600  # Docker gives downloaded files 0600
@@ -64,18 +64,29 @@ def download(
     uid: int,
     gid: int,
     mode: int | None,
-    session: requests.Session | None = None,
+    session: HttpClient | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     """Fetch url into host path dest_host through a temporary file beside it, renamed into
-    place when complete and verified: a failed download leaves nothing behind."""
+    place when complete and verified: a failed download leaves nothing behind.
+    Trust (REQUESTS_CA_BUNDLE...) and proxies come from `env`; without one, from the process
+    environment, as they did when requests read it."""
     expected = parse_checksum(checksum) if checksum else None
     hasher = hashlib.new(expected[0] if expected else "sha256")
-    http = session or requests.Session()
+    http = session or shared_client()
+    settings = os.environ if env is None else env
     shown = without_credentials(url)
     try:
-        resp = http.get(url, stream=True, timeout=(30, 300))
-    except requests.RequestException as e:
-        raise BuildError(f"ADD {shown}: {type(e).__name__}") from None
+        resp = http.request(
+            "GET",
+            url,
+            stream=True,
+            timeout=(30, 300),
+            verify=trust_from_env(settings),
+            proxy=lambda target: proxy_url(target, settings),
+        )
+    except HttpError as e:
+        raise BuildError(f"ADD {shown}: {e.reason}") from None
     with resp:
         if resp.status_code >= 400:
             raise BuildError(f"ADD {shown}: HTTP {resp.status_code}")
@@ -86,8 +97,8 @@ def download(
                     for chunk in resp.iter_content(_CHUNK):
                         hasher.update(chunk)
                         f.write(chunk)
-                except requests.RequestException as e:
-                    raise BuildError(f"ADD {shown}: download failed: {type(e).__name__}") from None
+                except HttpError as e:
+                    raise BuildError(f"ADD {shown}: download failed: {e.reason}") from None
             if expected and hasher.hexdigest() != expected[1]:
                 raise BuildError(
                     f"ADD {shown}: checksum mismatch: want {expected[0]}:{expected[1]}, "
