@@ -61,7 +61,8 @@ ProxyFor = Callable[[str], str | None]  # target URL -> proxy URL (or None: dire
 
 class HttpError(Exception):
     """The exchange failed below HTTP: there is no status to report. `reason` is short,
-    one line, and names no secret."""
+    one line, and names no secret. This base class itself means a request that cannot be
+    sent as asked (unsupported scheme, redirect loop): trying again will not help."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -489,7 +490,7 @@ class HttpClient:
         if proxy is not None:
             p = urlsplit(proxy)
             if p.scheme != "http":
-                raise ConnectError(f"unsupported proxy scheme {p.scheme or '(none)'}")
+                raise HttpError(f"unsupported proxy scheme {p.scheme or '(none)'}")
             connect_host, connect_port = p.hostname or "", p.port or 80
         conn: http.client.HTTPConnection
         if scheme == "https":
@@ -552,7 +553,7 @@ class HttpClient:
                     if k.lower() not in ("content-length", "content-type", "transfer-encoding")
                 }
             elif not _replayable(body):
-                raise ConnectError(f"HTTP {status} redirect cannot resend a streamed body")
+                raise HttpError(f"HTTP {status} redirect cannot resend a streamed body")
             if _origin(target)[1:] != _origin(url)[1:] or (
                 _origin(url)[0] == "https" and _origin(target)[0] != "https"
             ):
@@ -561,7 +562,7 @@ class HttpClient:
             if basic:
                 hdrs["Authorization"] = basic
             url = target
-        raise ConnectError(f"more than {MAX_REDIRECTS} redirects")
+        raise HttpError(f"more than {MAX_REDIRECTS} redirects")
 
     @staticmethod
     def _drain(resp: Response) -> None:
@@ -586,12 +587,12 @@ class HttpClient:
     ) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConnectError(f"unsupported URL scheme {parts.scheme or '(none)'}")
+            raise HttpError(f"unsupported URL scheme {parts.scheme or '(none)'}")
         https = parts.scheme == "https"
         try:
             port = parts.port or (443 if https else 80)
         except ValueError:
-            raise ConnectError("invalid port") from None
+            raise HttpError("invalid port in URL") from None
         key: _PoolKey = (
             parts.scheme,
             parts.hostname.lower(),

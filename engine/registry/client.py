@@ -24,7 +24,7 @@ from typing import IO, Literal
 from urllib.parse import urljoin
 
 from engine.errors import AuthError, DigestMismatch, ImageError, ManifestUnknown, RegistryError
-from engine.httpclient import HttpClient, HttpError, Response
+from engine.httpclient import ConnectError, HttpClient, Response
 from engine.image.layout import ImageBlobs
 from engine.image.model import (
     MANIFEST_ACCEPT,
@@ -317,7 +317,7 @@ class RegistryClient:
         for attempt in range(attempts):
             try:
                 return self._fetch_once(ref, desc, dest)
-            except HttpError as e:  # the body broke off: start the download again
+            except ConnectError as e:  # the body broke off: start the download again
                 if attempt + 1 >= attempts:
                     raise RegistryError(
                         f"registry {ref.registry} repository {ref.repository}: blob "
@@ -633,7 +633,7 @@ class _VerifyingReader:
             while chunk := self.read(STREAM_CHUNK):
                 parts.append(chunk)
             return b"".join(parts)
-        data = self._resp.read(n)  # a broken connection raises HttpError: fetch_blob retries
+        data = self._resp.read(n)  # a broken connection raises ConnectError: fetch_blob retries
         if data:
             self._hasher.update(data)
             if self._desc.size >= 0 and self._hasher.size > self._desc.size:

@@ -28,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 from engine.errors import AuthError, ManifestUnknown, RegistryError
 from engine.httpclient import (
     TIMEOUT,
+    ConnectError,
     HttpClient,
     HttpError,
     Response,
@@ -246,7 +247,8 @@ class Transport:
             try:
                 resp = self._send(HttpRequest("GET", f"{base}/v2/"), host, purpose, stream=False)
             except HttpError as e:
-                if isinstance(e, TLSError) or attempt + 1 >= attempts:
+                transient = isinstance(e, ConnectError) and not isinstance(e, TLSError)
+                if not transient or attempt + 1 >= attempts:
                     raise
                 self._sleep(self._backoff(attempt, None))
                 continue
@@ -308,10 +310,9 @@ class Transport:
                     stream,
                     tokens,
                 )
-            except TLSError as e:
-                raise RegistryError(f"{target.ctx.where()}: {what}: {e.reason}") from None
             except HttpError as e:
-                if attempt + 1 < attempts:
+                transient = isinstance(e, ConnectError) and not isinstance(e, TLSError)
+                if transient and attempt + 1 < attempts:
                     self._sleep(self._backoff(attempt, None))
                     continue
                 raise RegistryError(f"{target.ctx.where()}: {what}: {e.reason}") from None

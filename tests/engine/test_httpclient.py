@@ -18,6 +18,7 @@ from engine.httpclient import (
     BLOCK,
     ConnectError,
     HttpClient,
+    HttpError,
     HttpTimeout,
     TLSError,
     proxy_url,
@@ -267,9 +268,9 @@ def test_303_becomes_get_and_307_resends_the_body(origin: Origin, client: HttpCl
         "PUT", f"{origin.url}/redirect?code=307&to=/echo", body=lambda: io.BytesIO(b"payload")
     ).json()
     assert got["method"] == "PUT" and got["length"] == 7
-    with pytest.raises(ConnectError, match="cannot resend"):
+    with pytest.raises(HttpError, match="cannot resend"):
         client.request("PUT", f"{origin.url}/redirect?code=308&to=/echo", body=io.BytesIO(b"x"))
-    with pytest.raises(ConnectError, match="more than 10 redirects"):
+    with pytest.raises(HttpError, match="more than 10 redirects"):
         client.request("GET", f"{origin.url}/loop")
     resp = client.request("GET", f"{origin.url}/loop", allow_redirects=False)
     assert resp.status_code == 302 and resp.headers["Location"] == "/loop"
@@ -342,6 +343,6 @@ def test_failures_have_short_reasons(origin: Origin) -> None:
     with pytest.raises(HttpTimeout) as timeout:
         client.request("GET", f"{origin.url}/slow?s=1")
     assert timeout.value.reason == "timed out"
-    with pytest.raises(ConnectError, match="unsupported URL scheme ftp"):
+    with pytest.raises(HttpError, match="unsupported URL scheme ftp"):
         client.request("GET", "ftp://127.0.0.1/")
     assert json.loads(client.request("GET", f"{origin.url}/echo").content)["method"] == "GET"
