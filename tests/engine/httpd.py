@@ -101,7 +101,9 @@ class _OriginHandler(BaseHTTPRequestHandler):
         elif route == "slow":
             time.sleep(float(query.get("s", "2")))
             self._reply(200, b"late")
-        elif route == "short":
+        elif route == "v2" and parts.path == "/v2/":  # a registry's ping, for cut blobs
+            self._reply(200, b"{}", {"Content-Type": "application/json"})
+        elif route == "short" or (route == "v2" and "/blobs/" in parts.path):
             self.send_response(200)
             self.send_header("Content-Length", "100")
             self.end_headers()
