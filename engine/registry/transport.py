@@ -35,6 +35,7 @@ from engine.httpclient import (
     TLSError,
     no_proxy_matches,
     proxy_url,
+    speaks_tls,
     trust_from_env,
 )
 from engine.registry.auth import (
@@ -204,15 +205,19 @@ class Transport:
         allow_http = self.config.insecure(host, purpose) or is_local_host(api)
         ctx = AuthContext(host)
         tls_error: HttpError | None = None
-        try:
-            # with plain HTTP as a fallback, a refused HTTPS port is not worth retrying
-            resp = self._ping(f"https://{api}", host, purpose, retry=not allow_http)
-        except TLSError as e:
-            tls_error, resp = e, None
-        except HttpError as e:
-            if not allow_http:
-                raise RegistryError(f"{ctx.where()}: {e.reason}") from None
-            tls_error, resp = e, None
+        resp: Response | None = None
+        if allow_http and self._plain_http_only(api):
+            tls_error = TLSError("TLS handshake failed (server speaks plain HTTP?)")
+        else:
+            try:
+                # with plain HTTP as a fallback, a refused HTTPS port is not worth retrying
+                resp = self._ping(f"https://{api}", host, purpose, retry=not allow_http)
+            except TLSError as e:
+                tls_error = e
+            except HttpError as e:
+                if not allow_http:
+                    raise RegistryError(f"{ctx.where()}: {e.reason}") from None
+                tls_error = e
         if resp is None:
             if not allow_http:
                 reason = tls_error.reason if tls_error else "TLS error"
@@ -240,6 +245,14 @@ class Transport:
             self._auth.setdefault(host, AuthState())
         self._bases[key] = base
         return base
+
+    def _plain_http_only(self, api: str) -> bool:
+        """A local or --insecure registry that speaks plain HTTP is told by a handshake with
+        no CA store, sparing the verifying context's ~30 ms a failing HTTPS ping would cost."""
+        if self._proxy(f"https://{api}"):
+            return False
+        parts = urlsplit(f"//{api}")
+        return speaks_tls(parts.hostname or api, parts.port or 443, TIMEOUT[0]) is False
 
     def _ping(self, base: str, host: str, purpose: Purpose, *, retry: bool = True) -> Response:
         attempts = max(1, self.config.retry.attempts) if retry else 1

@@ -22,6 +22,7 @@ from engine.httpclient import (
     HttpTimeout,
     TLSError,
     proxy_url,
+    speaks_tls,
     ssl_context,
 )
 from tests.engine.httpd import Origin, origin_server, proxy_server, stale_server
@@ -100,6 +101,16 @@ def test_https_to_a_plain_http_server_says_so(
     with pytest.raises(TLSError) as err:
         client.request("GET", f"https://{registry.host}/v2/", verify=False)
     assert err.value.reason == "TLS handshake failed (server speaks plain HTTP?)"
+
+
+def test_speaks_tls_tells_plain_http_tls_and_unknown(
+    registry: RunningRegistry, tls_registry: tuple[RunningRegistry, TlsFiles]
+) -> None:
+    from tests.support.registry import free_port
+
+    assert speaks_tls("127.0.0.1", registry.port) is False
+    assert speaks_tls("127.0.0.1", tls_registry[0].port) is True
+    assert speaks_tls("127.0.0.1", free_port()) is None
 
 
 # ---------------------------------------------------------------- keep-alive pool

@@ -99,3 +99,21 @@ def test_a_cut_blob_download_is_restarted_then_reported(tmp_path: Path) -> None:
     assert "connection lost while downloading" in str(err.value) and host in str(err.value)
     assert len(blob_gets) == 2 and len(sleeps) == 1  # restarted once (attempts=2), reported
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_local_plain_http_registry_costs_no_verifying_tls_context(
+    registry: RunningRegistry, tls_registry: TlsRegistry, tmp_path: Path
+) -> None:
+    from engine import httpclient
+
+    bundle = tmp_path / "bundle.pem"  # a path of its own: its context is this test's alone
+    bundle.write_bytes(tls_registry.tls.ca_cert.read_bytes())
+    env = {"REQUESTS_CA_BUNDLE": str(bundle)}
+    plain = RegistryClient(RegistryConfig(env=env, retry=FAST))
+    assert plain.transport.base_url(registry.host, "pull") == f"http://{registry.host}"
+    assert not [k for k in httpclient._contexts if k[0] == str(bundle)]
+    # a local registry that speaks TLS is still reached over verified HTTPS
+    tls = RegistryClient(RegistryConfig(env=env, retry=FAST))
+    host = tls_registry.registry.host
+    assert tls.transport.base_url(host, "pull") == f"https://{host}"
+    assert [k for k in httpclient._contexts if k[0] == str(bundle)]
