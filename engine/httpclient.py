@@ -113,7 +113,7 @@ def _wrap(exc: BaseException) -> HttpError:
     if isinstance(exc, BrokenPipeError):
         return ConnectError("connection closed while sending")
     if isinstance(exc, http.client.IncompleteRead):
-        return ConnectError("connection lost while reading the body")
+        return ConnectError("body cut short")
     if isinstance(exc, http.client.HTTPException):
         return ConnectError(f"bad HTTP response ({type(exc).__name__})")
     text = str(exc)
@@ -288,8 +288,8 @@ class Response:
         self.url = url
         self._raw = raw
         self._release: Callable[[bool], None] | None = release
-        self._content: bytes | None = None
-        self._started = False
+        self._content: bytes | None = None  # the body once loaded whole
+        self._pos = 0  # how much of _content read() has handed out
         no_body = method == "HEAD" or raw.status in (204, 304) or raw.status < 200
         if no_body or (raw.length == 0 and not raw.chunked):
             self._content = b""
@@ -309,18 +309,12 @@ class Response:
         """Up to n bytes of the body (all of it for n < 0); b"" at the end. A body cut
         short raises ConnectError."""
         if self._content is not None:
-            data, self._content = (
-                (self._content, b"")
-                if n < 0
-                else (
-                    self._content[:n],
-                    self._content[n:],
-                )
-            )
+            end = len(self._content) if n < 0 else self._pos + n
+            data = self._content[self._pos : end]
+            self._pos += len(data)
             return data
         if self._release is None:
             return b""
-        self._started = True
         expected = self._raw.length
         try:
             data = self._raw.read() if n < 0 else self._raw.read(n)
@@ -329,7 +323,7 @@ class Response:
             raise _wrap(e) from None
         if not data and n != 0 and expected:  # http.client returns b"" on a short body
             self._discard()
-            raise ConnectError("connection lost while reading the body")
+            raise ConnectError("body cut short")
         if self._raw.isclosed():
             self._finish()
         return data
