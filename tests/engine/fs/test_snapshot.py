@@ -193,3 +193,32 @@ def test_many_replaced_directories_each_become_opaque(tmp_path: Path) -> None:
     for d in diff.opaque_dirs:
         # everything now inside an opaque directory is in the layer, the moved file too
         assert {d, f"{d}/new", f"{d}/kept"} <= set(diff.changed)
+
+
+def test_consecutive_diffs_start_from_the_last_one_with_overlapping_changes(
+    snap: Snapshotter, root: Path
+) -> None:
+    # step 1 makes files, step 2 changes some of them again: each diff names only its step's
+    # changes, with no reset() between them (a RUN after a RUN does not re-walk first)
+    (root / "app").mkdir()
+    for name in ("keep", "edit", "gone", "mode"):
+        (root / "app" / name).write_text(name)
+    os.link(root / "app/mode", root / "app/mode-link")
+    first = snap.diff()
+    assert first.changed == ["app", "app/edit", "app/gone", "app/keep", "app/mode", "app/mode-link"]
+    tick()
+    edit = root / "app/edit"
+    st = edit.stat()
+    edit.write_text("EDIT")  # same size, mtime put back: only ctime tells
+    os.utime(edit, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (root / "app/gone").unlink()
+    os.chmod(root / "app/mode", 0o600)  # metadata only; the other name shares the inode
+    (root / "app/new").write_text("n")
+    second = snap.diff()
+    assert second.changed == ["app", "app/edit", "app/mode", "app/mode-link", "app/new"]
+    assert second.deleted == ["app/gone"] and second.opaque_dirs == []
+    assert snap.diff().empty
+    # the committed index is what a fresh walk of the tree gives
+    fresh = Snapshotter(root, ignore=["/proc", "/etc/resolv.conf"])
+    fresh.reset()
+    assert fresh.index == snap.index
