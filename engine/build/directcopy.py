@@ -70,6 +70,8 @@ class LowerView:
         self.entries: dict[str, LowerEntry] = {}
         self.symlinks: set[str] = set()
         self.implied: set[str] = set()
+        # every path seen as a directory or a parent: only those can have entries below
+        self._parents: set[str] = set()
         self.unsafe = ""
 
     def _tracked(self, rel: str) -> bool:
@@ -77,6 +79,11 @@ class LowerView:
 
     def _remove(self, rel: str, keep: frozenset[str] | set[str] = frozenset()) -> None:
         """Forget rel and everything below it, except the paths in `keep`."""
+        if rel and rel not in self._parents:  # nothing below it: the common case, O(1)
+            if rel not in keep:
+                self.entries.pop(rel, None)
+                self.symlinks.discard(rel)
+            return
         prefix = rel + "/" if rel else ""
         for path in [p for p in self.entries if p == rel or p.startswith(prefix)]:
             if path not in keep:
@@ -124,8 +131,11 @@ class LowerView:
         for d in opaque:
             self._remove(d, keep=written | {d})
         for rel, info in kept:
+            if info.isdir():
+                self._parents.add(rel)
             parent = rel.rpartition("/")[0]
             while parent:
+                self._parents.add(parent)
                 if parent in self.symlinks:
                     self.unsafe = f"{rel} is written through the symlink {parent}"
                     return

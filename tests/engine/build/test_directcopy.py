@@ -78,6 +78,17 @@ def test_whiteouts_and_opaque_directories_remove_lower_entries() -> None:
     assert "app/c" not in view.entries and "not a directory" not in view.verdict()
 
 
+def test_entries_below_implied_directories_are_removed_with_them() -> None:
+    view = LowerView("")  # every path tracked
+    view.add_layer([info("opt/tool/bin", "file"), info("opt/tool/lib", "link")])
+    view.add_layer([info("opt/.wh.tool", "file")])  # "opt/tool" never had its own entry
+    assert not [p for p in view.entries if p.startswith("opt/tool")]
+    assert "opt/tool/lib" not in view.symlinks
+    view.add_layer([info("srv/data/x", "file")])
+    view.add_layer([info("srv", "file")])  # a file over a directory only implied below
+    assert "srv/data/x" not in view.entries and view.entries["srv"].kind == "other"
+
+
 def _layer(path: Path, entries: list[tarfile.TarInfo], **kw: object) -> Path:
     with tarfile.open(path, "w:gz", **kw) as tf:  # type: ignore[call-overload]
         for e in entries:
