@@ -147,11 +147,13 @@ class Transport:
         # kaniko appends the registry's CA to the system pool; do the same with a bundle file.
         if host not in self._bundles:
             default = self._default_verify()
-            if default is True:
+            if default is True:  # the system store's bundle file, where there is one
                 paths = ssl.get_default_verify_paths()
-                default = paths.cafile or paths.openssl_cafile
+                found = [f for f in (paths.cafile, paths.openssl_cafile) if f and Path(f).is_file()]
+                default = found[0] if found else ""
             try:
-                pem = Path(str(default)).read_bytes() + b"\n" + Path(cert).read_bytes()
+                system = Path(str(default)).read_bytes() + b"\n" if default else b""
+                pem = system + Path(cert).read_bytes()
             except OSError as e:
                 raise RegistryError(
                     f"registry {host}: cannot read certificate {cert}: {e.strerror}"
