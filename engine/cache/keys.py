@@ -86,12 +86,15 @@ def hash_file(path: Path, rel: str, owner: str = "") -> str:
     return h.hexdigest()
 
 
-def _feed_entry(h: hashlib._Hash, path: Path, rel: str, owner: str) -> None:
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        raise ContextError(f"cannot stat COPY source {rel}: {exc.strerror}") from None
-    mode = st.st_mode
+def _feed_entry(
+    h: hashlib._Hash, path: Path | str, rel: str, owner: str, mode: int | None = None
+) -> None:
+    """`mode`: the entry's lstat mode when the caller has it (a scandir walk)."""
+    if mode is None:
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            raise ContextError(f"cannot stat COPY source {rel}: {exc.strerror}") from None
     header = f"{rel}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0{owner}\0"
     h.update(header.encode("utf-8", "surrogateescape"))
     if stat.S_ISLNK(mode):
@@ -163,25 +166,31 @@ def _feed_tree(
     excluded: Callable[[str], bool] | None,
     can_skip_dir: Callable[[str], bool] | None,
 ) -> None:
-    # Iterative walk: deep trees must not hit the recursion limit.
-    stack = [directory]
+    # Iterative walk: deep trees must not hit the recursion limit. Paths stay strings
+    # (relative = the directory's relative path + name): pathlib per entry cost more than
+    # hashing a small file.
+    stack = [(str(directory), _relative(root, directory))]
     while stack:
-        current = stack.pop()
+        current, current_rel = stack.pop()
+        prefix = "" if current_rel == "." else current_rel + "/"
         try:
             entries = sorted(os.scandir(current), key=lambda e: e.name)
         except OSError as exc:
-            rel = _relative(root, current)
-            raise ContextError(f"cannot list COPY source {rel}: {exc.strerror}") from None
-        subdirs: list[Path] = []
+            raise ContextError(f"cannot list COPY source {current_rel}: {exc.strerror}") from None
+        subdirs: list[tuple[str, str]] = []
         for entry in entries:
-            path = Path(entry.path)
-            rel = _relative(root, path)
+            rel = prefix + entry.name
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as exc:
+                raise ContextError(f"cannot stat COPY source {rel}: {exc.strerror}") from None
+            is_dir = stat.S_ISDIR(mode)
             if excluded is not None and excluded(rel):
-                if entry.is_dir(follow_symlinks=False) and not (can_skip_dir and can_skip_dir(rel)):
-                    subdirs.append(path)  # an exception pattern may re-include entries below
+                if is_dir and not (can_skip_dir and can_skip_dir(rel)):
+                    subdirs.append((entry.path, rel))  # an exception may re-include below
                 continue
-            _feed_entry(h, path, rel, owner)
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append(path)
+            _feed_entry(h, entry.path, rel, owner, mode)
+            if is_dir:
+                subdirs.append((entry.path, rel))
         # A directory's entries first, then its subdirectories depth-first in sorted order.
         stack.extend(reversed(subdirs))

@@ -252,3 +252,30 @@ def test_a_symlinked_source_is_hashed_by_what_it_points_at(context: Path) -> Non
     assert second != first
     (context / "app.conf").write_text("port=1\n")
     assert hash_sources(context, [context / "current", context / "conf.link"]) != second
+
+
+def _pinned_tree(root: Path) -> Path:
+    ctx = root / "ctx"
+    (ctx / "src/pkg/deep").mkdir(parents=True)
+    (ctx / "src/a.txt").write_text("alpha\n")
+    (ctx / "src/pkg/b.py").write_text("print('b')\n")
+    (ctx / "src/pkg/deep/c.bin").write_bytes(bytes(range(256)) * 20)
+    (ctx / "src/pkg/skip.tmp").write_text("ignored\n")
+    (ctx / "src/link").symlink_to("pkg/b.py")
+    for p in ctx.rglob("*"):
+        if not p.is_symlink():
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    (ctx / "src/pkg/b.py").chmod(0o755)
+    return ctx
+
+
+def test_source_digests_are_pinned(tmp_path: Path) -> None:
+    # Keys live on in registries: a change to how sources are hashed must be deliberate
+    # (bump KEY_VERSION), never a side effect of a faster walk.
+    ctx = _pinned_tree(tmp_path)
+    assert hash_sources(ctx, [ctx / "src"]) == (
+        "a10f6c28670f447b7a8f3eb0b546b8ef0fb5fafa7d3bdb477ca2a0413c8654ef"
+    )
+    assert hash_sources(
+        ctx, [ctx / "src"], owner="1:1", excluded=lambda rel: rel.endswith(".tmp")
+    ) == ("e3c5f39d2398461f90cff1ac3dc7c066bc10a88a04994b68bfc0a82fe28d9a4b")
