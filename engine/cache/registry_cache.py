@@ -236,9 +236,7 @@ class StepCache:
         self.now = now
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cache")
         self._pending: list[Future[None]] = []
-        self._deferred: list[
-            tuple[str, LayerLike | None, dict[str, Any], dict[str, Any], str | None]
-        ] = []
+        self._deferred: list[tuple[str, LayerLike | None, Future[None], bytes, str | None]] = []
         self._lock = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "stored": 0, "store_failed": 0}
         self.unusable: str | None = None  # why the cache was given up, once it was
@@ -350,28 +348,33 @@ class StepCache:
         """
         if not self.push or self.unusable is not None:
             return
-        job = (key, layer, dict(history), dict(config_delta or {}), mount_from)
+        config_desc, config_bytes, manifest = self._entry(
+            key, layer, dict(history), dict(config_delta or {})
+        )
+        # The entry's config goes up at once; only the layer may wait for its mount source.
+        # The pool runs jobs in submission order, so when the finishing job waits for this
+        # upload it has already started: no deadlock on a full pool.
+        config_up = self._pool.submit(self.backend.push_bytes, config_desc, config_bytes)
+        job = (key, layer, config_up, manifest, mount_from)
         with self._lock:
             if layer is not None and mount_from:
                 self._deferred.append(job)
             else:
-                self._pending.append(self._pool.submit(self._store_now, *job))
+                self._pending.append(self._pool.submit(self._finish_store, *job))
 
-    def _store_now(
+    def _entry(
         self,
         key: str,
         layer: LayerLike | None,
         history: dict[str, Any],
         config_delta: dict[str, Any],
-        mount_from: str | None,
-    ) -> None:
+    ) -> tuple[Descriptor, bytes, bytes]:
+        """The cache entry for `key`: its config (descriptor and bytes) and manifest."""
         created = self.now()
         layers: list[Descriptor] = []
         diff_ids: list[str] = []
         if layer is not None:
-            desc = Descriptor(layer.media_type, layer.digest, layer.size)
-            self.backend.push_layer(desc, Path(layer.path), mount_from)
-            layers.append(desc)
+            layers.append(Descriptor(layer.media_type, layer.digest, layer.size))
             diff_ids.append(layer.diff_id)
         entry = {"created": _format_time(created), **history}
         if layer is None:
@@ -389,7 +392,6 @@ class StepCache:
             config["variant"] = self.platform.variant
         config_bytes = canonical_json(config)
         config_desc = descriptor_for(config_bytes, OCI_CONFIG)
-        self.backend.push_bytes(config_desc, config_bytes)
         annotations = {
             ANN_VERSION: FORMAT_VERSION,
             ANN_KEY: key,
@@ -401,14 +403,30 @@ class StepCache:
         if layer is not None:
             annotations[ANN_DIFF_ID] = layer.diff_id
         body = build_manifest(config_desc, layers, media_type=OCI_MANIFEST, annotations=annotations)
-        self.backend.put_manifest(key, body, OCI_MANIFEST)
+        return config_desc, config_bytes, body
+
+    def _finish_store(
+        self,
+        key: str,
+        layer: LayerLike | None,
+        config_up: Future[None],
+        manifest: bytes,
+        mount_from: str | None,
+    ) -> None:
+        """The layer (mounted when it can be), then the manifest, which goes last: an entry
+        is visible only once everything it names is there."""
+        if layer is not None:
+            desc = Descriptor(layer.media_type, layer.digest, layer.size)
+            self.backend.push_layer(desc, Path(layer.path), mount_from)
+        config_up.result()
+        self.backend.put_manifest(key, manifest, OCI_MANIFEST)
 
     def start_deferred(self) -> None:
         """Start the stores that waited for their blob to reach `mount_from` (call once the
         build's own uploads finished); `flush` waits for them."""
         with self._lock:
             deferred, self._deferred = self._deferred, []
-            self._pending += [self._pool.submit(self._store_now, *job) for job in deferred]
+            self._pending += [self._pool.submit(self._finish_store, *job) for job in deferred]
 
     def flush(self) -> int:
         """Wait for queued stores; failures are warnings (a cache push never fails a build).
