@@ -124,9 +124,10 @@ class Pipeline:
         )
 
     def _start_push_check(self) -> Callable[[], object]:
-        """check_push_permissions in a thread while the context is read and the first base
-        image resolves (its round trips overlap theirs); the returned wait re-raises its
-        failure, which the build then reports first, as if the probe had run first."""
+        """check_push_permissions in a thread while the context is read, the base image
+        resolves and the cache lookups start (its round trips overlap theirs); the returned
+        wait, called before any step does work, re-raises its failure, which the build then
+        reports first, as if the probe had run first."""
         opts = self.options
         if opts.no_push or opts.skip_push_permission_check or not opts.destination:
             return lambda: None
@@ -186,7 +187,6 @@ class Pipeline:
             rootfs, config, layers, manifest_type, fill, parent_key = self._base_for(
                 stage, results, last_use, position, order
             )
-            wait_push_check()  # before any step runs
             base_idx = sources.base_stage_index(stage)
             parent_scope = results[base_idx].scope if base_idx >= 0 else None
             scope = sources.stage_scope(graph, config, parent_scope)
@@ -215,6 +215,7 @@ class Pipeline:
                 image_digest=lambda image: self.resolve_base(image).digest,
                 dockerfile_name=dockerfile_name,
                 mount_sources=mount_sources,
+                before_work=wait_push_check,
             )
             runner = StageRunner(
                 stage_env,
@@ -238,6 +239,7 @@ class Pipeline:
             )
             self._release_unneeded(results, last_use, position, final_index)
 
+        wait_push_check()  # a fully cached build ran no step: nothing pushes before it
         unused = graph.global_scope.unused_build_args()
         if unused:
             self.log.warn(f"One or more build-args {unused} were not consumed")

@@ -94,6 +94,7 @@ class StageEnv:
     image_digest: Callable[[str], str] | None = None  # manifest digest of an image reference
     dockerfile_name: str = "Dockerfile"  # how errors name the Dockerfile
     mount_sources: Any = None  # engine.run.mountspec.MountSources, for RUN --mount
+    before_work: Callable[[], object] | None = None  # called before a step does work
 
 
 class StageRunner:
@@ -282,6 +283,8 @@ class StageRunner:
                 self.env.report_steps.append(report)
                 self.key = key
                 return
+        if self.env.before_work is not None:
+            self.env.before_work()  # e.g. the push-permission probe must have passed
         try:
             blob, created_by = self._dispatch(keyword, expanded, ins, label, text)
         except (DockerfileError, adapt.UnsupportedInstruction):

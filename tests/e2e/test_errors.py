@@ -64,3 +64,13 @@ def test_refused_destination_fails_before_any_step_runs(e2e: E2E) -> None:
         args=["-d", f"{dead}/e2e/x:1"],
     )
     assert b.rc == 5 and dead in _error_line(b.log)
+
+
+def test_refused_destination_fails_a_fully_cached_build_too(e2e: E2E) -> None:
+    cache = ["--cache=true", "--cache-repo", f"{e2e.registry}/e2e/err-cached/cache"]
+    dockerfile = "FROM {base}\nRUN echo cached > /f\n"
+    e2e.build("err-cached", dockerfile, args=cache).ok()
+    dead = f"127.0.0.1:{free_port()}"
+    b = e2e.build("err-cached", dockerfile, args=[*cache, "-d", f"{dead}/e2e/x:1"])
+    assert b.rc == 5 and dead in _error_line(b.log)
+    assert "Using caching version of cmd" in b.log and "Pushed" not in b.log
