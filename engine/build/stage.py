@@ -27,6 +27,8 @@ from engine.image.layers import LayerBlob, layer_media_type, write_layer
 from engine.image.model import DOCKER_MANIFEST, Descriptor
 
 _RUN_COPY = ("RUN", "COPY", "ADD")
+# steps that touch the filesystem (metadata-only steps do no work worth gating)
+_FILESYSTEM_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
 
 
 def _base_stage(stage: Any) -> int:
@@ -283,7 +285,7 @@ class StageRunner:
                 self.env.report_steps.append(report)
                 self.key = key
                 return
-        if self.env.before_work is not None:
+        if self.env.before_work is not None and keyword in _FILESYSTEM_STEPS:
             self.env.before_work()  # e.g. the push-permission probe must have passed
         try:
             blob, created_by = self._dispatch(keyword, expanded, ins, label, text)
