@@ -355,14 +355,18 @@ class RegistryClient:
     def push_blob(
         self, ref: Reference, desc: Descriptor, path: Path, mount_from: Reference | None = None
     ) -> Literal["exists", "mounted", "uploaded"]:
-        """Make blob `desc` (bytes in `path`) present in ref's repository."""
-        if self.blob_exists(ref, desc.digest):
-            return "exists"
+        """Make blob `desc` (bytes in `path`) present in ref's repository.
+
+        With a mount source on the same registry the mount is tried first, without a HEAD:
+        a registry answers 201 whether the blob was there already or is mounted now, so the
+        HEAD is only needed (and made) when the mount is refused."""
         can_mount = (
             mount_from is not None
             and mount_from.registry == ref.registry
             and mount_from.repository != ref.repository
         )
+        if not can_mount and self.blob_exists(ref, desc.digest):
+            return "exists"
         attempts = self.config.push_retries + 1
         for attempt in range(attempts):
             location = None
@@ -372,6 +376,10 @@ class RegistryClient:
                     if mounted:
                         return "mounted"
                     can_mount = False  # a failed mount is not retried
+                    if self.blob_exists(ref, desc.digest):
+                        if location:
+                            self._cancel(ref, location)
+                        return "exists"
                 self._upload(ref, desc, path, location)
                 return "uploaded"
             except (AuthError, DigestMismatch):

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,39 @@ def test_mount_blob_without_bytes(busybox_image: str, registry: RunningRegistry)
     assert not client.mount_blob(dst, unknown, other_registry)
     with pytest.raises(FileNotFoundError):
         client.push_blob(dst, unknown, Path("/nonexistent-brickyard-blob"), mount_from=img.source)
+
+
+def test_a_mount_is_tried_without_a_head_and_refused_mounts_fall_back(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """One round trip for the common case (blob in the source repository): POST ?mount=.
+    A refused mount (blob not in the source) checks the target, then uploads."""
+    client = RegistryClient(RegistryConfig(env={}))
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"mount me" * 1000)
+    desc = Descriptor(
+        "application/octet-stream",
+        "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest(),
+        blob.stat().st_size,
+    )
+    src = Reference.parse(f"{registry.host}/mnt/src:1")
+    dst = Reference.parse(f"{registry.host}/mnt/dst:1")
+    assert client.push_blob(src, desc, blob) == "uploaded"
+    sent: list[str] = []
+    send = client.transport._send
+
+    def counting(req: Any, *a: Any, **kw: Any) -> Any:
+        sent.append(req.method)
+        return send(req, *a, **kw)
+
+    client.transport._send = counting  # type: ignore[method-assign]
+    assert client.push_blob(dst, desc, blob, mount_from=src) == "mounted"
+    assert sent == ["POST"]
+    sent.clear()
+    other = Reference.parse(f"{registry.host}/mnt/empty:1")  # holds nothing: mount refused
+    third = Reference.parse(f"{registry.host}/mnt/third:1")
+    assert client.push_blob(third, desc, blob, mount_from=other) == "uploaded"
+    assert sent[:2] == ["POST", "HEAD"] and "PUT" in sent
+    sent.clear()
+    assert client.push_blob(third, desc, blob, mount_from=other) == "exists"
+    assert sent == ["POST", "HEAD", "DELETE"]  # the refused mount's session is cancelled
