@@ -165,7 +165,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("image-format", "choice", "", "Manifest format of the built image: docker or oci (default: follow the base image).", _FORK, choices=("docker", "oci"), implemented=True),  # noqa: E501
     _o("dryrun", "bool", False, "Resolve and check everything, build nothing (see also `brickyard plan`).", _FORK, implemented=True),  # noqa: E501
     _o("materialize", "bool", False, "Always extract the filesystem, even when every layer is cached.", _FORK, implemented=True),  # noqa: E501
-    _o("pre-cleanup", "bool", False, "Clean the filesystem before the build.", _FORK, implemented=True),  # noqa: E501
+    _o("pre-cleanup", "bool", False, "Before building, remove the filesystems earlier builds left in --kaniko-dir (kept without --cleanup).", _FORK, implemented=True),  # noqa: E501
     _o("preserve-context", "bool", False, "Keep the build context across multi-stage filesystem cleanups.", _FORK, implemented=True),  # noqa: E501
     # --- brickyard additions
     _o("isolation", "choice", "", "How RUN executes: chroot, rootless or inplace (default: chroot as root, else rootless; inplace only when asked).", _BY, choices=("chroot", "rootless", "inplace"), env="BRICKYARD_ISOLATION", brickyard=True, implemented=True),  # noqa: E501

@@ -74,6 +74,11 @@ def _build_here(
     )
     started = time.monotonic()
     report = BuildReport()
+    if options.pre_cleanup and options.kaniko_dir:
+        from engine.build.workspace import remove_stale
+
+        for path in remove_stale(options.kaniko_dir):
+            log.info(f"Removed {path}, left by an earlier build (--pre-cleanup)")
     # kaniko leaves the built filesystem unless --cleanup; a rootless build's files belong
     # to subordinate ids only its user namespace can delete, so they always go
     workspace = Workspace.create(

@@ -23,6 +23,7 @@ written, and `cleanup` waits for them (a removal left running would only slow th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -31,6 +32,9 @@ import threading
 from pathlib import Path
 
 from engine.errors import BuildError
+
+WORKSPACE_PREFIX = "brickyard-build-"
+LOCK_FILE = ".lock"  # flock()ed by the build that owns the workspace
 
 
 class Workspace:
@@ -46,17 +50,28 @@ class Workspace:
             d.mkdir(parents=True, exist_ok=True)
         self._layer_seq = 0
         self._remover: threading.Thread | None = None
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, kaniko_dir: str, *, keep_stages: bool = False) -> Workspace:
         """A fresh workspace under kaniko_dir when it is a writable directory, else in the
         temporary directory. `keep_stages` (no --cleanup, not rootless) takes effect only
-        under kaniko_dir: a private temporary workspace is always removed whole."""
+        under kaniko_dir: a private temporary workspace is always removed whole.
+
+        The workspace is made under a hidden name, locked (`LOCK_FILE`, held while the
+        build runs) and only then renamed into place, so `remove_stale` never sees a live
+        workspace without its lock."""
         base: str | None = None
         if kaniko_dir and os.path.isdir(kaniko_dir) and os.access(kaniko_dir, os.W_OK):
             base = kaniko_dir
-        root = Path(tempfile.mkdtemp(prefix="brickyard-build-", dir=base))
-        return cls(root, owned=True, keep_stages=keep_stages and base is not None)
+        staging = Path(tempfile.mkdtemp(prefix=".brickyard-new-", dir=base))
+        fd = os.open(staging / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        root = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX, dir=base))
+        os.replace(staging, root)  # an empty directory is replaced atomically
+        ws = cls(root, owned=True, keep_stages=keep_stages and base is not None)
+        ws._lock_fd = fd
+        return ws
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / digest.replace(":", "-")
@@ -101,14 +116,51 @@ class Workspace:
             self._remover = None
         if not self.owned:
             return None
-        if self.keep_stages and self.stages.is_dir() and any(self.stages.iterdir()):
-            # everything but the stage filesystems: blobs, layers, context, secrets, scratch
-            for entry in list(self.root.iterdir()):
-                if entry.name != self.stages.name:
-                    remove_tree(entry)
-            return self.stages
-        remove_tree(self.root)
-        return None
+        try:
+            if self.keep_stages and self.stages.is_dir() and any(self.stages.iterdir()):
+                # everything but the stage filesystems: blobs, layers, context, secrets,
+                # scratch, the lock (what is left is a leftover for --pre-cleanup)
+                for entry in list(self.root.iterdir()):
+                    if entry.name != self.stages.name:
+                        remove_tree(entry)
+                return self.stages
+            remove_tree(self.root)
+            return None
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
+def remove_stale(kaniko_dir: str) -> list[Path]:
+    """--pre-cleanup: remove the workspaces earlier builds left under kaniko_dir (their stage
+    filesystems, kept without --cleanup). A workspace whose lock a running build holds is
+    left alone. Returns what was removed (a workspace this user cannot delete stays)."""
+    removed: list[Path] = []
+    try:
+        candidates = sorted(Path(kaniko_dir).glob(WORKSPACE_PREFIX + "*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        if path.is_symlink() or not path.is_dir():
+            continue
+        lock = path / LOCK_FILE
+        fd = None
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a build is running in it
+            remove_tree(path)
+            if not os.path.lexists(path):
+                removed.append(path)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed
 
 
 def _remove_fast(path: Path) -> None:

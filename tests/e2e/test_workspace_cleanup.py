@@ -97,3 +97,25 @@ def test_private_temporary_workspace_is_always_removed(
     assert not (tmp_path / "no-such-kaniko-dir").exists()
     assert [p.name for p in tmp.iterdir() if p.name.startswith("brickyard-build-")] == []
     assert "Left the built filesystem" not in log
+
+
+def test_pre_cleanup_removes_what_earlier_builds_left_but_not_a_running_build(
+    e2e: E2E, tmp_path: Path
+) -> None:
+    from engine.build.workspace import Workspace
+
+    kaniko = tmp_path / "kaniko"
+    kaniko.mkdir()
+    _build(e2e, tmp_path, kaniko)
+    (left,) = kaniko.iterdir()
+    running = Workspace.create(str(kaniko))  # another build, in progress: holds its lock
+    try:
+        (tmp_path / "ctx").rename(tmp_path / "ctx-first")
+        log = _build(e2e, tmp_path, kaniko, "--pre-cleanup")
+        assert f"Removed {left}, left by an earlier build (--pre-cleanup)" in log
+        assert not left.exists() and running.root.is_dir()
+        names = sorted(p.name for p in kaniko.iterdir())
+        assert len(names) == 2 and running.root.name in names  # and this build's own stages
+    finally:
+        running.cleanup()
+    assert len(list(kaniko.iterdir())) == 1
