@@ -99,7 +99,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("dockerfile", "str", "Dockerfile", "Path to the Dockerfile to be built (absolute, relative to the current directory, or to the context).", _IN, short="f", implemented=True),  # noqa: E501
     _o("context", "str", "/workspace/", "Build context: a directory, dir://, tar://FILE, tar://stdin, git:// or https:// URL.", _IN, short="c", implemented=True),  # noqa: E501
     _o("context-sub-path", "str", "", "Sub path within the given context.", _IN, implemented=True),
-    _o("bucket", "str", "", "GCS bucket holding the context tarball (legacy; use --context gs://...).", _IN, short="b", hidden=True, implemented=True),  # noqa: E501
+    _o("bucket", "str", "", "GCS bucket holding the context tarball (legacy): becomes --context gs://BUCKET (a value with :// is the context as is). brickyard reads no gs:// context, so such a build stops naming the scheme.", _IN, short="b", hidden=True, implemented=True),  # noqa: E501
     _o("git", "git", None, "Options when the context is a git repository: branch=NAME, single-branch=BOOL, recurse-submodules=BOOL, insecure-skip-tls=BOOL. Repeatable.", _IN, implemented=True, metavar="KEY=VALUE"),  # noqa: E501
     _o("build-arg", "list", (), "ARG value at build time, KEY=VALUE (KEY alone takes the value from the environment). Repeatable.", _IN, implemented=True, metavar="KEY=VALUE"),  # noqa: E501
     _o("target", "str", "", "Build stage to stop at (name or index).", _IN, implemented=True),
@@ -108,12 +108,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("ignore-path", "list", (), "Path to leave out of snapshots. Repeatable.", _IN, implemented=True),  # noqa: E501
     _o("ignore-var-run", "bool", True, "Ignore /var/run when snapshotting; set false to keep it in the image.", _IN, aliases=("whitelist-var-run",), implemented=True),  # noqa: E501
     # --- Snapshotting / layers
-    _o("snapshot-mode", "choice", "full", "File attributes inspected when snapshotting: full, redo or time.", _SNAP, choices=("full", "redo", "time"), aliases=("snapshotMode",), implemented=True),  # noqa: E501
+    _o("snapshot-mode", "choice", "full", "Accepted for compatibility; every value snapshots the same way. brickyard compares one lstat per path (type and mode, owner, size, mtime, ctime, inode, symlink target; no content read): more than redo (mode, mtime, size, owner) and time (mtime), and what full's content hash finds, since a content, capability, mode or owner change moves ctime (to the filesystem's timestamp resolution). Left out of a RUN layer: a directory whose only change is its timestamps, with nothing changed below it.", _SNAP, choices=("full", "redo", "time"), aliases=("snapshotMode",), implemented=True),  # noqa: E501
     _o("single-snapshot", "bool", False, "Take one snapshot of the filesystem at the end of the build.", _SNAP, implemented=True),  # noqa: E501
-    _o("use-new-run", "bool", False, "Experimental RUN change detection without full snapshots.", _SNAP, implemented=True),  # noqa: E501
+    _o("use-new-run", "bool", False, "Accepted for compatibility; changes nothing. Every RUN is already snapshotted the way kaniko's new run works: a stat walk after the step compared with the one before it (the fields listed under --snapshot-mode), deleted paths included, no content hashed.", _SNAP, implemented=True),  # noqa: E501
     _o("reproducible", "bool", False, "Strip timestamps out of the image so identical inputs give identical digests.", _SNAP, implemented=True),  # noqa: E501
     _o("force-build-metadata", "bool", False, "Add a layer even for metadata-only commands.", _SNAP, implemented=True),  # noqa: E501
-    _o("compression", "choice", "gzip", "Layer compression: gzip or zstd.", _SNAP, choices=("gzip", "zstd"), implemented=True),  # noqa: E501
+    _o("compression", "choice", "gzip", "Layer compression: gzip or zstd (zstd only for OCI-format images; docker-format ones get gzip, as in kaniko).", _SNAP, choices=("gzip", "zstd"), implemented=True),  # noqa: E501
     _o("compression-level", "int", -1, "Compression level; used only when > 0.", _SNAP, implemented=True),  # noqa: E501
     _o("label", "list", (), "Image label KEY=VALUE. Repeatable.", _SNAP, metavar="KEY=VALUE", implemented=True),  # noqa: E501
     # --- Caching
@@ -123,7 +123,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("cache-ttl", "duration", timedelta(hours=336), "Cached layers older than this are ignored (Go duration, e.g. 6h).", _CACHE, implemented=True),  # noqa: E501
     _o("cache-copy-layers", "bool", False, "Also cache layers produced by COPY.", _CACHE, implemented=True),  # noqa: E501
     _o("cache-run-layers", "bool", True, "Cache layers produced by RUN.", _CACHE, implemented=True),
-    _o("compressed-caching", "bool", True, "Compress cached layers (faster, more memory).", _CACHE, implemented=True),  # noqa: E501
+    _o("compressed-caching", "bool", True, "Accepted for compatibility; changes nothing: a cached layer is the built layer, streamed through a file and never held in memory, so there is no memory to trade (docs/cache.md).", _CACHE, implemented=True),  # noqa: E501
     _o("no-push-cache", "bool", False, "Do not push cache layers.", _CACHE, implemented=True),
     # --- Output / push
     _o("destination", "list", (), "Image reference to push to. Repeatable.", _OUT, short="d", metavar="IMAGE", implemented=True),  # noqa: E501
@@ -152,9 +152,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("image-fs-extract-retry", "int", 0, "Retries for extracting the base image filesystem.", _REG, implemented=True),  # noqa: E501
     _o("azure-container-registry-config", "str", "", "Path to an Azure container registry config file.", _REG, hidden=True),  # noqa: E501
     # --- Runtime / misc
-    _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501
+    _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR. Unlike kaniko, a non-default one does not re-point DOCKER_CONFIG: credentials come from $DOCKER_CONFIG, /kaniko/.docker or ~/.docker.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501
     _o("cleanup", "bool", False, "Delete the built filesystem at the end (else the stage filesystems stay under --kaniko-dir; a temporary or rootless workspace always goes).", _MISC, implemented=True),  # noqa: E501
-    _o("force", "bool", False, "Allow running outside a container.", _MISC, implemented=True),
+    _o("force", "bool", False, "Allow --isolation inplace outside a container. chroot and rootless run anywhere, so kaniko's refusal to start outside a container applies to inplace only.", _MISC, implemented=True),  # noqa: E501
     _o("verbosity", "choice", "info", "Log level: trace, debug, info, warn, error, fatal, panic.", _MISC, short="v", choices=("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"), implemented=True),  # noqa: E501
     _o("log-format", "choice", "color", "Log format: text, color, json.", _MISC, choices=("text", "color", "json"), implemented=True),  # noqa: E501
     _o("log-timestamp", "bool", False, "Timestamps in log output.", _MISC, implemented=True),
@@ -166,9 +166,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("dryrun", "bool", False, "Resolve and check everything, build nothing (see also `brickyard plan`).", _FORK, implemented=True),  # noqa: E501
     _o("materialize", "bool", False, "Always extract the filesystem, even when every layer is cached.", _FORK, implemented=True),  # noqa: E501
     _o("pre-cleanup", "bool", False, "Before building, remove the filesystems earlier builds left in --kaniko-dir (kept without --cleanup).", _FORK, implemented=True),  # noqa: E501
-    _o("preserve-context", "bool", False, "Keep the build context across multi-stage filesystem cleanups.", _FORK, implemented=True),  # noqa: E501
+    _o("preserve-context", "bool", False, "Accepted for compatibility; changes nothing: each stage builds in a directory of its own, no stage cleanup touches the build context, and it stays as it was until the build ends.", _FORK, implemented=True),  # noqa: E501
     # --- brickyard additions
-    _o("isolation", "choice", "", "How RUN executes: chroot, rootless or inplace (default: chroot as root, else rootless; inplace only when asked).", _BY, choices=("chroot", "rootless", "inplace"), env="BRICKYARD_ISOLATION", brickyard=True, implemented=True),  # noqa: E501
+    _o("isolation", "choice", "", "How RUN executes: chroot or rootless (default: chroot as root, else rootless). inplace (the container's own /) runs only in an executor image that enables it; none does yet, so a RUN under inplace stops the build.", _BY, choices=("chroot", "rootless", "inplace"), env="BRICKYARD_ISOLATION", brickyard=True, implemented=True),  # noqa: E501
     _o("report-file", "str", "", "Write a JSON build report (digest, tags, steps) to this path.", _BY, brickyard=True, implemented=True),  # noqa: E501
 )
 # fmt: on
@@ -703,8 +703,16 @@ def _warmer_table() -> tuple[Option, ...]:
             short="d",
         ),
     ]
-    table += [BY_NAME[n] for n in shared]
+    table += [
+        r(BY_NAME[n], help=_WARMER_HELP[n]) if n in _WARMER_HELP else BY_NAME[n] for n in shared
+    ]
     return tuple(r(o, implemented=WARMER_IMPLEMENTED) for o in table)
+
+
+# The warmer logs through Python logging, which nothing configures: only warnings and errors
+# reach stderr (logging's last-resort handler), as bare lines, whatever these say.
+_WARMER_QUIET = "Accepted for compatibility; changes nothing: brickyard warm prints its warnings and errors only, as plain lines."  # noqa: E501
+_WARMER_HELP = dict.fromkeys(("verbosity", "log-format", "log-timestamp"), _WARMER_QUIET)
 
 
 WARMER_OPTIONS: tuple[Option, ...] = _warmer_table()
@@ -855,7 +863,7 @@ def render_flags_markdown(table: Sequence[Option] = OPTIONS) -> str:
         "| `KANIKO_REGISTRY_MIRROR` | appended to `--registry-mirror` (`;`-separated) |",
         "| `KANIKO_REGISTRY_MAP` | appended to `--registry-map` (`orig=new;...`) |",
         "| `DOCKER_CONFIG` | directory of `config.json` for registry credentials |",
-        "| `BRICKYARD_ISOLATION` | default for `--isolation` (the executor image sets `inplace`) |",
+        "| `BRICKYARD_ISOLATION` | default for `--isolation` |",
         "",
     ]
     return "\n".join(out)
