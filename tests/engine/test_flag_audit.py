@@ -150,3 +150,22 @@ def test_the_scan_sees_attribute_and_string_reads_and_nothing_else() -> None:
     assert {"cache_ttl", "push_retry"} <= names
     assert "not a name!" not in names
     assert "image_fs_extract_retry" not in names
+
+
+# Help texts that state a limit of the engine; each test fails once the limit is gone, so the
+# help is rewritten then.
+
+
+def test_inplace_isolation_is_refused_in_a_build_as_its_help_says() -> None:
+    from engine.build import sources
+
+    isolation = sources.isolation_for(o.BuildOptions(isolation="inplace"))
+    assert isolation.name == "inplace" and isolation.allowed is False
+    assert "none does yet" in o.BY_NAME["isolation"].help
+
+
+def test_kaniko_dir_does_not_repoint_docker_config_as_its_help_says(read: set[str]) -> None:
+    # parse_build_options derives docker_config as kaniko does; nothing reads it yet
+    assert o.parse_build_options(["--no-push", "--kaniko-dir=/k"], {}, euid=0).docker_config
+    assert "docker_config" not in read
+    assert "does not re-point DOCKER_CONFIG" in o.BY_NAME["kaniko-dir"].help
