@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -141,10 +142,17 @@ def origin_server(tls: ssl.SSLContext | None = None) -> Iterator[Origin]:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
     server.origin = Origin(f"{'https' if tls else 'http'}://127.0.0.1:{port}", port)
+    with _serving(server):
+        yield server.origin
+
+
+@contextmanager
+def _serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """Serve in a daemon thread for the block; shut down and close after it."""
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield server.origin
+        yield
     finally:
         server.shutdown()
         server.server_close()
@@ -246,13 +254,8 @@ def proxy_server(want_auth: str = "") -> Iterator[Proxy]:
     server = _ProxyServer(("127.0.0.1", 0), _ProxyHandler)
     server.proxy = Proxy(f"http://127.0.0.1:{server.server_address[1]}")
     server.want_auth = want_auth
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with _serving(server):
         yield server.proxy
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---------------------------------------------------------------- stale keep-alive
