@@ -66,7 +66,8 @@ class Workspace:
             base = kaniko_dir
         staging = Path(tempfile.mkdtemp(prefix=".brickyard-new-", dir=base))
         fd = os.open(staging / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # no flock on this file system: see remove_stale
+            fcntl.flock(fd, fcntl.LOCK_EX)
         root = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX, dir=base))
         os.replace(staging, root)  # an empty directory is replaced atomically
         ws = cls(root, owned=True, keep_stages=keep_stages and base is not None)
@@ -152,8 +153,8 @@ def remove_stale(kaniko_dir: str) -> list[Path]:
             if fd is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a build is running in it
+                except OSError:
+                    continue  # a build is running in it (or locks cannot tell: keep it)
             remove_tree(path)
             if not os.path.lexists(path):
                 removed.append(path)
