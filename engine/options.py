@@ -703,16 +703,8 @@ def _warmer_table() -> tuple[Option, ...]:
             short="d",
         ),
     ]
-    table += [
-        r(BY_NAME[n], help=_WARMER_HELP[n]) if n in _WARMER_HELP else BY_NAME[n] for n in shared
-    ]
+    table += [BY_NAME[n] for n in shared]
     return tuple(r(o, implemented=WARMER_IMPLEMENTED) for o in table)
-
-
-# The warmer logs through Python logging, which nothing configures: only warnings and errors
-# reach stderr (logging's last-resort handler), as bare lines, whatever these say.
-_WARMER_QUIET = "Accepted for compatibility; changes nothing: brickyard warm prints its warnings and errors only, as plain lines."  # noqa: E501
-_WARMER_HELP = dict.fromkeys(("verbosity", "log-format", "log-timestamp"), _WARMER_QUIET)
 
 
 WARMER_OPTIONS: tuple[Option, ...] = _warmer_table()

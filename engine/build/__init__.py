@@ -25,7 +25,7 @@ from typing import IO, Any, TextIO
 
 from engine.build.assemble import ImageArtifacts
 from engine.build.config import format_created
-from engine.build.log import BuildLog
+from engine.build.log import BuildLog, engine_logging
 from engine.build.report import BuildReport
 from engine.build.workspace import Workspace
 from engine.errors import BrickyardError
@@ -67,11 +67,23 @@ def _build_here(
     stdin: IO[bytes] | None = None,
     out: TextIO = sys.stderr,
 ) -> BuildResult:
-    from engine.build import pipeline
-
     log = BuildLog(
         out, level=options.verbosity, fmt=options.log_format, timestamps=options.log_timestamp
     )
+    with engine_logging(log):  # library modules' records join the build log
+        return _build_logged(options, env, log, stdin=stdin, out=out)
+
+
+def _build_logged(
+    options: Any,
+    env: Mapping[str, str],
+    log: BuildLog,
+    *,
+    stdin: IO[bytes] | None,
+    out: TextIO,
+) -> BuildResult:
+    from engine.build import pipeline
+
     started = time.monotonic()
     report = BuildReport()
     if options.pre_cleanup and options.kaniko_dir:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO, cast
 
 LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4, "fatal": 5}
@@ -102,3 +105,61 @@ class _JsonLines(io.TextIOBase):
         if self._buf:
             self._log.log("info", self._buf)
             self._buf = ""
+
+
+class _ToBuildLog(logging.Handler):
+    def __init__(self, log: BuildLog) -> None:
+        super().__init__()
+        self.build_log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+        except (TypeError, ValueError):
+            self.handleError(record)
+            return
+        no = record.levelno
+        level = (
+            "error"
+            if no >= logging.ERROR
+            else "warn"
+            if no >= logging.WARNING
+            else "info"
+            if no >= logging.INFO
+            else "debug"
+        )
+        self.build_log.log(level, msg)
+
+
+# engine modules log as `engine.<module>`; the cache and the warmer as `brickyard.<part>`
+LIBRARY_LOGGERS = ("engine", "brickyard")
+
+
+@contextmanager
+def engine_logging(log: BuildLog) -> Iterator[None]:
+    """Route the library loggers (modules log through Python logging: a cache entry expired,
+    a download retried, a request sent) into `log`, at its verbosity and in its format, for
+    the duration of the block. Without it only their warnings reached stderr, as bare lines,
+    and `-v debug` showed none of their debug records."""
+    handler = _ToBuildLog(log)
+    level = (
+        logging.DEBUG
+        if log.enabled("debug")
+        else logging.INFO
+        if log.enabled("info")
+        else logging.WARNING
+    )
+    saved = []
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.setLevel(level)
+        logger.propagate = False
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger, old_level, old_propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+            logger.propagate = old_propagate

@@ -204,7 +204,23 @@ def dockerfile_base_images(path: str, build_args: Iterable[str], platform: str =
 
 
 def warm(options: Any, env: Mapping[str, str]) -> int:
-    """`brickyard warm` (kaniko's warmer): options is engine.options.WarmerOptions."""
+    """`brickyard warm` (kaniko's warmer): options is engine.options.WarmerOptions. Logs as
+    a build does (kaniko-style lines at --verbosity, in --log-format)."""
+    import sys
+
+    from engine.build.log import BuildLog, engine_logging
+
+    log = BuildLog(
+        sys.stderr,
+        level=options.verbosity,
+        fmt=options.log_format,
+        timestamps=options.log_timestamp,
+    )
+    with engine_logging(log):
+        return _warm(options, env)
+
+
+def _warm(options: Any, env: Mapping[str, str]) -> int:
     images = list(options.image)
     if options.dockerfile:
         images += dockerfile_base_images(

@@ -139,3 +139,21 @@ def test_cached_stage_is_unpacked_for_copy_from(e2e: E2E, tmp_path: Path) -> Non
     # the build stage was never run again: its cached layer came from the cache repository
     assert entry(second.rootfs, "/artifact").content == artifact
     assert entry(second.rootfs, "/seen").content == artifact
+
+
+def test_library_log_records_join_the_build_log(e2e: E2E, tmp_path: Path) -> None:
+    """The cache, registry and HTTP modules log through Python logging: during a build their
+    records appear in the build log, in its format and at its verbosity."""
+    files = {"f": "one\n"}
+    e2e.build("logged", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "a")).ok()
+    expired = e2e.build(
+        "logged", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "b", "--cache-ttl=1ns")
+    ).ok()
+    assert _hits(tmp_path, "b") == [False, False, False, False, False]
+    lines = [ln for ln in expired.log.splitlines() if "expired (created" in ln]
+    assert lines and all(ln.startswith("INFO[") for ln in lines), expired.log[-2000:]
+    assert "GET http" not in expired.log  # request records are debug
+    debug = e2e.build(
+        "logged", DOCKERFILE, files, args=_cache_args(e2e, tmp_path, "c", "-v", "debug")
+    ).ok()
+    assert any(ln.startswith("DEBU[") and "/v2/" in ln for ln in debug.log.splitlines())

@@ -31,8 +31,8 @@ ACCEPTED_BUILD_FLAGS = {
     # stages build in their own directories; no stage cleanup can touch the build context
     "preserve-context",
 }
-# `brickyard warm` logs through unconfigured Python logging: level and format are fixed.
-ACCEPTED_WARMER_FLAGS = {"verbosity", "log-format", "log-timestamp"}
+# Every warmer flag has an effect (its log flags too: warm() logs as a build does).
+ACCEPTED_WARMER_FLAGS: set[str] = set()
 # WarmerOptions shares field names with BuildOptions, so the warmer's reads are looked for only
 # where its options go: warm() and RegistryConfig.from_options. Add a file when warm() passes
 # its options on to one more.

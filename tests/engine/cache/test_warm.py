@@ -192,3 +192,23 @@ def test_brickyard_warm_command_fills_the_cache_dir(
     missing = f"{registry.host}/base/nothing-here:1"
     argv = ["warm", "-i", missing, "-c", str(cache), "--insecure-registry", registry.host]
     assert brickyard_main(argv, {"HOME": str(tmp_path)}) == CacheError.exit_code
+
+
+def test_warm_logs_at_its_verbosity_and_format(
+    tmp_path: Path,
+    registry: RunningRegistry,
+    busybox_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache = tmp_path / "cache"
+    opts = options(cache, registry, image=(busybox_image,), log_format="text")
+    assert warm(opts, {}) == 0
+    err = capsys.readouterr().err
+    assert any(ln.startswith("INFO[") and "Cached" in ln for ln in err.splitlines()), err
+    opts = options(cache, registry, image=(busybox_image,), log_format="json", verbosity="warn")
+    assert warm(opts, {}) == 0
+    assert capsys.readouterr().err == ""  # "Image already in cache" is info: not shown
+    opts = options(cache, registry, image=(busybox_image,), log_format="json")
+    assert warm(opts, {}) == 0
+    (record,) = [json.loads(ln) for ln in capsys.readouterr().err.splitlines()]
+    assert record["level"] == "info" and record["msg"].startswith("Image already in cache")
