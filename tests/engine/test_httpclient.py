@@ -176,7 +176,9 @@ def test_a_stale_kept_alive_connection_is_retried_once_on_a_fresh_one(
         # a body that cannot be sent again is not retried
         with pytest.raises(ConnectError) as err:
             client.request("PUT", f"{server.url}/c", body=io.BytesIO(b"stream"))
-        assert err.value.reason == "connection closed by the server"
+        # closed, or reset when the server closes with the request body unread: either way
+        # the request failed on the kept-alive connection and was not sent again
+        assert err.value.reason in ("connection closed by the server", "connection reset")
         assert server.accepted == 2
 
 
