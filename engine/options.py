@@ -152,7 +152,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("image-fs-extract-retry", "int", 0, "Retries for extracting the base image filesystem.", _REG, implemented=True),  # noqa: E501
     _o("azure-container-registry-config", "str", "", "Path to an Azure container registry config file.", _REG, hidden=True),  # noqa: E501
     # --- Runtime / misc
-    _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR. Unlike kaniko, a non-default one does not re-point DOCKER_CONFIG: credentials come from $DOCKER_CONFIG, /kaniko/.docker or ~/.docker.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501
+    _o("kaniko-dir", "str", DEFAULT_KANIKO_DIR, "Working directory; takes precedence over KANIKO_DIR. As in kaniko, a non-default one re-points DOCKER_CONFIG at <kaniko-dir>/.docker; where no config.json is there, credentials come from $DOCKER_CONFIG, /kaniko/.docker or ~/.docker.", _MISC, env="KANIKO_DIR", implemented=True),  # noqa: E501
     _o("cleanup", "bool", False, "Delete the built filesystem at the end (else the stage filesystems stay under --kaniko-dir; a temporary or rootless workspace always goes).", _MISC, implemented=True),  # noqa: E501
     _o("force", "bool", False, "Allow --isolation inplace outside a container. chroot and rootless run anywhere, so kaniko's refusal to start outside a container applies to inplace only.", _MISC, implemented=True),  # noqa: E501
     _o("verbosity", "choice", "info", "Log level: trace, debug, info, warn, error, fatal, panic.", _MISC, short="v", choices=("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"), implemented=True),  # noqa: E501

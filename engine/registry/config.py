@@ -7,6 +7,7 @@ defaults), so any object with the snake_case flag names works.
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -121,6 +122,16 @@ class RegistryConfig:
                     mapping.setdefault(DOCKER_HUB, []).append(Mirror.parse(m))
         # a mirror written as http://host is spoken to over plain HTTP
         plain = {m.host for ms in mapping.values() for m in ms if m.scheme == "http"}
+        # kaniko re-points DOCKER_CONFIG at <kaniko-dir>/.docker when --kaniko-dir moves
+        # (options derive `docker_config`); used where a config.json is there, else the
+        # usual $DOCKER_CONFIG, /kaniko/.docker, ~/.docker
+        moved = str(get("docker_config", "") or "")
+        if (
+            moved
+            and moved != env.get("DOCKER_CONFIG")
+            and os.path.isfile(os.path.join(moved, "config.json"))
+        ):
+            env = {**env, "DOCKER_CONFIG": moved}
         return cls(
             insecure_push=bool(get("insecure", False)),
             insecure_pull=bool(get("insecure_pull", False)),

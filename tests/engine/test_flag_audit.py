@@ -164,8 +164,8 @@ def test_inplace_isolation_is_refused_in_a_build_as_its_help_says() -> None:
     assert "none does yet" in o.BY_NAME["isolation"].help
 
 
-def test_kaniko_dir_does_not_repoint_docker_config_as_its_help_says(read: set[str]) -> None:
-    # parse_build_options derives docker_config as kaniko does; nothing reads it yet
+def test_kaniko_dir_repoints_docker_config_as_its_help_says(read: set[str]) -> None:
+    # parse_build_options derives docker_config as kaniko does; RegistryConfig reads it
     assert o.parse_build_options(["--no-push", "--kaniko-dir=/k"], {}, euid=0).docker_config
-    assert "docker_config" not in read
-    assert "does not re-point DOCKER_CONFIG" in o.BY_NAME["kaniko-dir"].help
+    assert "docker_config" in read
+    assert "re-points DOCKER_CONFIG" in o.BY_NAME["kaniko-dir"].help

@@ -243,3 +243,28 @@ def test_reprs_never_show_secrets() -> None:
         form={"refresh_token": "top-secret-ref"},
     )
     assert "top-secret" not in repr(req)
+
+
+def test_moved_kaniko_dir_holds_the_docker_config(tmp_path: Path) -> None:
+    """kaniko re-points DOCKER_CONFIG at <kaniko-dir>/.docker when --kaniko-dir moves; where
+    no config.json is there, the usual locations still count."""
+    from engine.options import parse_build_options
+
+    kaniko = tmp_path / "k"
+    (kaniko / ".docker").mkdir(parents=True)
+    auth = base64.b64encode(b"moved:moved-pw").decode()
+    (kaniko / ".docker/config.json").write_text(
+        json.dumps({"auths": {"r.example": {"auth": auth}}})
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    auth = base64.b64encode(b"env:env-pw").decode()
+    (elsewhere / "config.json").write_text(json.dumps({"auths": {"r.example": {"auth": auth}}}))
+    env = {"DOCKER_CONFIG": str(elsewhere)}
+    opts = parse_build_options(["--no-push", f"--kaniko-dir={kaniko}"], env, euid=0)
+    cred = Keychain(RegistryConfig.from_options(opts, env).env).resolve("r.example")
+    assert cred is not None and cred.username == "moved"
+    (kaniko / ".docker/config.json").unlink()
+    opts = parse_build_options(["--no-push", f"--kaniko-dir={kaniko}"], env, euid=0)
+    cred = Keychain(RegistryConfig.from_options(opts, env).env).resolve("r.example")
+    assert cred is not None and cred.username == "env"
