@@ -1,4 +1,5 @@
-"""brickyard as a builder image installs it: a virtualenv holding a wheel of this checkout.
+"""brickyard as a builder image installs it: a virtualenv holding a wheel of this checkout,
+on the distribution's Python (/usr/bin/python3) where there is one.
 
 The benchmark runs that copy's `executor` script, not the editable development install: an
 editable install adds an import finder to every start, and this sandbox's interpreter also
@@ -15,6 +16,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# The distribution's interpreter, as a Debian-based executor image ships it (built with the
+# distribution's optimisation flags), else the one running the benchmark.
+DISTRO_PYTHON = Path("/usr/bin/python3")
 
 
 def _pip(venv: Path, *args: str) -> None:
@@ -26,9 +30,14 @@ def _pip(venv: Path, *args: str) -> None:
 def install_brickyard(work: Path) -> Path:
     """(Re)install the working tree into work/venv; returns its `executor` script."""
     venv = work / "venv"
+    python = DISTRO_PYTHON if DISTRO_PYTHON.exists() else Path(sys.executable)
+    home = f"home = {python.resolve().parent}"
+    cfg = venv / "pyvenv.cfg"
+    if cfg.exists() and home not in cfg.read_text().splitlines():
+        shutil.rmtree(venv)  # made by another interpreter
     fresh = not (venv / "bin/python").exists()
     if fresh:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
     # The working tree as git sees it (tracked and new files, nothing ignored): a stale
     # setuptools build/ directory must not put deleted modules back into the wheel.
     listed = subprocess.run(
