@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the benchmark-only peers (not needed by the test suite):
-# buildah (overlay storage, chroot isolation) and Charliecloud's ch-image.
+# buildah (overlay storage, chroot isolation) and Charliecloud's ch-image; python3-venv for
+# the virtualenv brickyard is installed into on the distribution's interpreter.
 set -euo pipefail
-PACKAGES=(buildah fuse-overlayfs charliecloud-builders charliecloud-runtime python3-lark time e2fsprogs util-linux debootstrap dpkg-dev openssl)
+PACKAGES=(buildah fuse-overlayfs charliecloud-builders charliecloud-runtime python3-lark python3-venv time e2fsprogs util-linux debootstrap dpkg-dev openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
