@@ -80,6 +80,7 @@ class Brickyard(Builder):
     pushes_in_build = True
     # harness/install.py's virtualenv copy of this checkout, set by run.py
     executor: Path | None = None
+    extra_flags: tuple[str, ...] = ()  # appended to every build's command line
 
     def build(
         self,
@@ -114,7 +115,7 @@ class Brickyard(Builder):
         argv += build_arg_flags(case)
         if cache_repo:
             argv += ["--cache=true", "--cache-copy-layers=true", "--cache-repo", cache_repo]
-        return Invocation(argv, env)
+        return Invocation([*argv, *self.extra_flags], env)
 
 
 class BrickyardNoPush(Brickyard):
@@ -123,22 +124,7 @@ class BrickyardNoPush(Brickyard):
 
     name = "brickyard-nopush"
     measures_size = False
-
-    def build(
-        self,
-        case: Case,
-        ctx: Path,
-        state: Path,
-        *,
-        base: str,
-        ref: str,
-        registry: str,
-        cache_repo: str | None = None,
-    ) -> Invocation:
-        inv = super().build(
-            case, ctx, state, base=base, ref=ref, registry=registry, cache_repo=cache_repo
-        )
-        return Invocation([*inv.argv, "--no-push"], inv.env)
+    extra_flags = ("--no-push",)
 
 
 class Buildah(Builder):
