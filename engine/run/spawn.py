@@ -146,7 +146,7 @@ def run_child(
 
     try:
         if id_map:
-            _map_child(proc, id_map, ready_r, ack_w)
+            map_child(proc, id_map, ready_r, ack_w)
         status = _pump(proc, out_r, writer, reap)
     finally:
         reap()
@@ -160,7 +160,9 @@ def run_child(
     return status
 
 
-def _map_child(proc: subprocess.Popen[bytes], id_map: IdMapper, ready_r: int, ack_w: int) -> None:
+def map_child(proc: subprocess.Popen[bytes], id_map: IdMapper, ready_r: int, ack_w: int) -> None:
+    """Map the child's new user namespace once it says (on ready_r) it has made one, then
+    answer on ack_w; closes both descriptors."""
     answer = b"0"
     try:
         ready, _, _ = select.select([ready_r], [], [], MAP_TIMEOUT)

@@ -25,7 +25,6 @@ import ctypes
 import io
 import os
 import pickle
-import select
 import shutil
 import signal
 import subprocess
@@ -38,12 +37,12 @@ from typing import IO, Any, TextIO
 from engine.errors import BrickyardError, BuildError
 from engine.run.backends import ChrootIsolation
 from engine.run.idmap import IdMap, subid_map
+from engine.run.spawn import map_child
 
 CLONE_NEWUSER = 0x10000000
 NO_USERNS = b"!"  # result file prefix: the child could not make a user namespace
 OWNERS = "files in new layers belong to the caller"
 PR_SET_PDEATHSIG = 1
-MAP_TIMEOUT = 30.0  # seconds the child may take to reach unshare(CLONE_NEWUSER)
 STOP_TIMEOUT = 30.0  # seconds a stopped child may take to clean its workspace up
 ENGINE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `engine/`
 BOOTSTRAP = (
@@ -170,7 +169,7 @@ def _run_child(
         for fd in (ready_w, ack_r, log_w):
             os.close(fd)
         try:
-            _map(proc, id_map, ready_r, ack_w)
+            map_child(proc, id_map, ready_r, ack_w)
             _copy_log(log_r, out)
             status = proc.wait()
         except BaseException:
@@ -200,21 +199,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _map(proc: subprocess.Popen[bytes], id_map: IdMap, ready_r: int, ack_w: int) -> None:
-    """Map the child's new user namespace once it says it has made one."""
-    answer = b"0"
-    try:
-        ready, _, _ = select.select([ready_r], [], [], MAP_TIMEOUT)
-        if ready and os.read(ready_r, 1) == b"1":
-            id_map.apply(proc.pid)
-            answer = b"1"
-    finally:
-        with contextlib.suppress(BrokenPipeError):
-            os.write(ack_w, answer)  # "0": the child reports why and exits
-        os.close(ready_r)
-        os.close(ack_w)
 
 
 def _copy_log(fd: int, out: TextIO) -> None:
