@@ -341,7 +341,13 @@ class StageRunner:
     def _sources_digest(self, keyword: str, ins: Any) -> str | None:
         """What a RUN's bind mounts or a COPY/ADD's sources hold, hashed ("" for a RUN
         without bind mounts); None when it cannot be known (the step is not cached)."""
-        sources: str | None = ""
+        digest = {
+            "RUN": cachestep.run_mounts_digest,
+            "COPY": cachestep.sources_digest,
+            "ADD": cachestep.sources_digest,
+        }.get(keyword)
+        if digest is None:
+            return ""
         stage_keys = {
             **{
                 name: self.env.stage_results[i].key
@@ -350,23 +356,13 @@ class StageRunner:
             },
             **{str(i): r.key for i, r in self.env.stage_results.items()},
         }
-        if keyword == "RUN":
-            sources = cachestep.run_mounts_digest(
-                ins,
-                context_dir=self.env.context_dir,
-                matcher=self.env.matcher,
-                stage_keys=stage_keys,
-                image_digest=self.env.image_digest,
-            )
-        elif keyword in ("COPY", "ADD"):
-            sources = cachestep.sources_digest(
-                ins,
-                context_dir=self.env.context_dir,
-                matcher=self.env.matcher,
-                stage_keys=stage_keys,
-                image_digest=self.env.image_digest,
-            )
-        return sources
+        return digest(
+            ins,
+            context_dir=self.env.context_dir,
+            matcher=self.env.matcher,
+            stage_keys=stage_keys,
+            image_digest=self.env.image_digest,
+        )
 
     def _prefetch(self, instructions: Sequence[Any]) -> None:
         """Start the cache lookups of the stage's steps at once, in parallel: a step's key
