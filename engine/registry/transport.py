@@ -33,7 +33,6 @@ from engine.httpclient import (
     HttpError,
     Response,
     TLSError,
-    no_proxy_matches,
     proxy_url,
     speaks_tls,
     trust_from_env,
@@ -50,14 +49,6 @@ from engine.registry.config import Purpose, RegistryConfig, is_local_host
 from engine.registry.credentials import Credential, Keychain
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-__all__ = ["TIMEOUT", "Target", "Transport", "no_proxy_matches", "proxies_for"]
-
-
-def proxies_for(url: str, env: Mapping[str, str]) -> dict[str, str]:
-    """{scheme: proxy URL} for url under env's *_proxy / NO_PROXY (empty: direct)."""
-    proxy = proxy_url(url, env)
-    return {"https" if urlsplit(url).scheme == "https" else "http": proxy} if proxy else {}
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from engine.errors import AuthError, UsageError
+from engine.httpclient import no_proxy_matches, proxy_url
 from engine.registry.config import Mirror, RegistryConfig, is_local_host
 from engine.registry.credentials import Keychain, docker_config_path
-from engine.registry.transport import no_proxy_matches, proxies_for, retry_after_seconds
+from engine.registry.transport import retry_after_seconds
 
 
 def write_config(dir_: Path, data: dict) -> Path:
@@ -190,8 +191,8 @@ def test_local_hosts_and_proxies() -> None:
         "HTTPS_PROXY": "http://proxy:3128",
         "NO_PROXY": "internal.example,.corp,10.0.0.0/8,reg:5000",
     }
-    assert proxies_for("https://ghcr.io/v2/", env) == {"https": "http://proxy:3128"}
-    assert proxies_for("http://ghcr.io/v2/", env) == {}
+    assert proxy_url("https://ghcr.io/v2/", env) == "http://proxy:3128"
+    assert proxy_url("http://ghcr.io/v2/", env) is None
     for host in ("internal.example", "a.internal.example", "x.corp", "10.2.3.4", "reg:5000"):
         assert no_proxy_matches(host, env["NO_PROXY"]), host
     assert not no_proxy_matches("reg:6000", env["NO_PROXY"])
