@@ -704,3 +704,25 @@ def shared_client() -> HttpClient:
         if _shared is None:
             _shared = HttpClient()
         return _shared
+
+
+def get_as_configured(
+    url: str,
+    env: Mapping[str, str] | None,
+    *,
+    verify_tls: bool = True,
+    timeout: float | Timeout = TIMEOUT,
+    client: HttpClient | None = None,
+) -> Response:
+    """A streamed GET for one-off downloads (ADD <url>, https:// contexts, Dockerfile URLs):
+    trust (REQUESTS_CA_BUNDLE, SSL_CERT_FILE...) and proxies come from `env`, or from the
+    process environment when it is None, as they did when requests read it."""
+    settings = os.environ if env is None else env
+    return (client or shared_client()).request(
+        "GET",
+        url,
+        stream=True,
+        timeout=timeout,
+        verify=trust_from_env(settings) if verify_tls else False,
+        proxy=lambda target: proxy_url(target, settings),
+    )

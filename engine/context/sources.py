@@ -240,29 +240,14 @@ def _check_member(member: tarfile.TarInfo, root: Path, name: str) -> None:
 # ---------------------------------------------------------------- https tarball
 
 
-def _http_get(url: str, verify_tls: bool, env: Mapping[str, str]) -> Any:
-    """A streamed GET on the engine's HTTP client. Trust (REQUESTS_CA_BUNDLE...) and proxies
-    come from `env`; an empty one means the process environment, as when requests read it."""
-    from engine.httpclient import proxy_url, shared_client, trust_from_env
-
-    settings = env or os.environ
-    return shared_client().request(
-        "GET",
-        url,
-        stream=True,
-        timeout=60,
-        verify=trust_from_env(settings) if verify_tls else False,
-        proxy=lambda target: proxy_url(target, settings),
-    )
-
-
 def open_https(url: str, request: ContextRequest) -> Path:
-    from engine.httpclient import HttpError
+    from engine.httpclient import HttpError, get_as_configured
 
     dest = _fresh_dir(request.workdir)
     shown = _redact(url)
     try:
-        with _http_get(url, request.verify_tls, request.env) as resp:
+        env = request.env or None  # none given: the process environment
+        with get_as_configured(url, env, verify_tls=request.verify_tls, timeout=60) as resp:
             if resp.status_code != 200:
                 raise ContextError(f"build context {shown}: HTTP {resp.status_code}")
             with tempfile.TemporaryFile(dir=dest) as tmp:
@@ -505,14 +490,14 @@ def resolve_dockerfile_path(
 
 def fetch_dockerfile(url: str, download_dir: Path | None, *, verify_tls: bool = True) -> Path:
     """Download a Dockerfile given as an http(s) URL (kaniko accepts those for -f)."""
-    from engine.httpclient import HttpError
+    from engine.httpclient import HttpError, get_as_configured
 
     target_dir = download_dir or Path(tempfile.mkdtemp(prefix="brickyard-dockerfile-"))
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / "Dockerfile"
     shown = _redact(url)
     try:
-        with _http_get(url, verify_tls, {}) as resp:
+        with get_as_configured(url, None, verify_tls=verify_tls, timeout=60) as resp:
             if resp.status_code != 200:
                 raise ContextError(f"Dockerfile {shown}: HTTP {resp.status_code}")
             with open(target, "wb") as fh:

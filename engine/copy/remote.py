@@ -14,7 +14,7 @@ from typing import Any
 from engine.copy.tree import TreeWriter
 from engine.copy.urls import without_credentials
 from engine.errors import BuildError
-from engine.httpclient import HttpClient, HttpError, proxy_url, shared_client, trust_from_env
+from engine.httpclient import HttpClient, HttpError, get_as_configured
 
 _CHUNK = 1 << 20
 URL_FILE_MODE = 0o600  # Docker gives downloaded files 0600
@@ -73,18 +73,9 @@ def download(
     environment, as they did when requests read it."""
     expected = parse_checksum(checksum) if checksum else None
     hasher = hashlib.new(expected[0] if expected else "sha256")
-    http = session or shared_client()
-    settings = os.environ if env is None else env
     shown = without_credentials(url)
     try:
-        resp = http.request(
-            "GET",
-            url,
-            stream=True,
-            timeout=(30, 300),
-            verify=trust_from_env(settings),
-            proxy=lambda target: proxy_url(target, settings),
-        )
+        resp = get_as_configured(url, env, timeout=(30, 300), client=session)
     except HttpError as e:
         raise BuildError(f"ADD {shown}: {e.reason}") from None
     with resp:
